@@ -1,0 +1,231 @@
+"""The ``poros-pack`` command line: ``build`` and ``inspect``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+import packager
+from packager.errors import InternalError, PorosError, UsageError
+from packager.spec import SPEC_HELP, parse_input_spec
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERNAL = 3
+
+
+class _StageProgress:
+    """Prints one line per build stage to stderr with the time the previous stage took."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.started = time.perf_counter()
+        self.stage_started = self.started
+        self.open_line = False
+
+    def __call__(self, stage: str, detail: str) -> None:
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if self.open_line:
+            click.echo(f" done ({now - self.stage_started:.1f}s)", err=True)
+        click.echo(f"[{now - self.started:6.1f}s] {stage:<9} {detail} ...", err=True, nl=False)
+        self.open_line = True
+        self.stage_started = now
+
+    def finish(self) -> None:
+        if self.open_line and not self.quiet:
+            click.echo(f" done ({time.perf_counter() - self.stage_started:.1f}s)", err=True)
+        self.open_line = False
+
+
+def _fail(error: BaseException) -> None:
+    if isinstance(error, UsageError):
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    if isinstance(error, InternalError):
+        click.echo(f"internal error (a bug in poros-pack, please report it): {error}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    click.echo(f"error: {type(error).__name__}: {error}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(packager.__version__, prog_name="poros-pack")
+def main() -> None:
+    """Package a TorchScript model into a .poros archive of engines plus TorchScript glue.
+
+    \b
+    Build:    poros-pack build model.pt -o model.poros --input 1..8x3x224x224:float32
+    Inspect:  poros-pack inspect model.poros
+    Run it:   python -c "import poros_runtime; m = poros_runtime.load('model.poros')"
+    """
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Path of the .poros archive to write (written atomically: nothing appears on failure).")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="SPEC",
+              help=f"Input specification, repeat per forward argument: {SPEC_HELP}")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "xpu"]), default="cpu", show_default=True,
+              help="Device the engines are compiled for and the artifact runs on.")
+@click.option("--target", type=click.Choice(["inductor", "torchscript"]), default="inductor", show_default=True,
+              help="Engine backend; 'torchscript' packages the whole model as glue (no engines).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+              help="Compute precision inside engines; inputs and outputs keep the model's dtypes.")
+@click.option("--min-segment-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Engine segments with fewer ops than this go back to the glue.")
+@click.option("--fallback-op", "fallback_ops", multiple=True, metavar="OP",
+              help="Force an op into the TorchScript glue, e.g. --fallback-op aten::softmax (repeatable).")
+@click.option("--no-check", is_flag=True,
+              help="Skip the self-check (load the artifact with poros_runtime and compare with the model).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, target: str, precision: str,
+          min_segment_size: int, fallback_ops: tuple[str, ...], no_check: bool, quiet: bool) -> None:
+    """Build MODEL (a torch.jit.save'd TorchScript file) into the archive given by -o."""
+    from packager.build import BuildOptions
+    from packager.build import build as run_build
+
+    progress = _StageProgress(quiet)
+    try:
+        options = BuildOptions(
+            inputs=[parse_input_spec(spec) for spec in inputs],
+            device=device,
+            target=target,
+            precision=precision,
+            min_segment_size=min_segment_size,
+            fallback_ops=fallback_ops,
+            self_check=not no_check,
+        )
+        report = run_build(model, output, options, progress=progress)
+    except PorosError as error:
+        progress.finish()
+        _fail(error)
+    except KeyboardInterrupt:
+        progress.finish()
+        click.echo("interrupted: nothing was written", err=True)
+        sys.exit(130)
+    progress.finish()
+    if quiet:
+        return
+    engine_nodes = sum(s["node_count"] for s in report.segments)
+    click.echo(
+        f"wrote {report.output} ({_size(report.artifact_bytes)}) in {report.seconds:.1f}s: "
+        f"{len(report.segments)} engine segment(s) holding {engine_nodes} ops, "
+        f"{len(report.fallback_nodes)} glue node(s)"
+    )
+    if report.self_check:
+        errors = ", ".join(f"{k} {v:.2e}" for k, v in report.self_check["relative_error"].items())
+        click.echo(f"self-check passed: relative error vs the model {errors} (tolerance {report.self_check['tolerance']:g})")
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} B"
+
+
+def _dims_text(dims: list[Any]) -> str:
+    parts = []
+    for dim in dims:
+        if isinstance(dim, dict):
+            if "min" in dim:
+                parts.append(f"{dim['symbol']}={dim['min']}..{dim['max']}")
+            else:
+                parts.append(str(dim["symbol"]))
+        else:
+            parts.append(str(dim))
+    return "[" + ", ".join(parts) + "]"
+
+
+def summarize(manifest: dict[str, Any], path: Path, size: int) -> dict[str, Any]:
+    """The facts ``inspect`` shows, as plain data."""
+    segments = []
+    for segment in manifest.get("segments", []):
+        for variant in segment.get("variants", []):
+            requirements = variant.get("requirements", {})
+            segments.append({
+                "id": segment["id"],
+                "backend": variant["backend"],
+                "device": requirements.get("device_type"),
+                "nodes": segment.get("node_count"),
+                "bytes": manifest["members"].get(variant["member"], {}).get("size"),
+                "requirements": requirements,
+                "ops": segment.get("ops", {}),
+            })
+    return {
+        "path": str(path),
+        "bytes": size,
+        "format_version": manifest.get("format_version"),
+        "producer": manifest.get("producer", {}),
+        "model": manifest.get("model", {}),
+        "device": manifest.get("device"),
+        "build": manifest.get("build", {}),
+        "signature": manifest.get("signature", {}),
+        "segments": segments,
+        "glue_nodes": manifest.get("glue", {}).get("fallback_nodes", []),
+    }
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--source", is_flag=True, help="Also print the generated TorchScript glue source.")
+def inspect(artifact: Path, as_json: bool, source: bool) -> None:
+    """Show what ARTIFACT holds: format, producer, signature, segments and glue nodes."""
+    from poros_artifact import read_artifact
+
+    try:
+        archive = read_artifact(artifact)
+        archive.verify()
+        info = summarize(archive.manifest, artifact, artifact.stat().st_size)
+        glue_source = None
+        if source:
+            member = archive.manifest.get("glue", {}).get("source_member")
+            glue_source = archive.read_member(member).decode() if member else None
+    except PorosError as error:
+        _fail(error)
+    if as_json:
+        if glue_source is not None:
+            info["glue_source"] = glue_source
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    producer = info["producer"]
+    build_info = info["build"]
+    click.echo(f"{info['path']}  ({_size(info['bytes'])}, format {info['format_version']}, checksums OK)")
+    click.echo(f"producer   {producer.get('name')} {producer.get('version')}, torch {producer.get('torch')}, "
+               f"CUDA {producer.get('cuda') or 'none'}, Python {producer.get('python')}")
+    click.echo(f"model      {info['model'].get('name')} ({info['model'].get('source_format')})")
+    click.echo(f"device     {info['device']}   target {build_info.get('target')}   precision {build_info.get('precision')}")
+    click.echo("inputs")
+    for entry in info["signature"].get("inputs", []):
+        click.echo(f"  {entry['name']:<12} {entry['dtype']:<9} {_dims_text(entry.get('dims', []))}")
+    click.echo(f"outputs    (structure: {json.dumps(info['signature'].get('output_structure'))})")
+    for entry in info["signature"].get("outputs", []):
+        click.echo(f"  {entry['name']:<12} {entry.get('dtype') or '?':<9} {_dims_text(entry.get('dims', []))}")
+    click.echo(f"segments ({len(info['segments'])})")
+    for segment in info["segments"]:
+        requirements = segment["requirements"]
+        needs = ", ".join(f"{k} {v}" for k, v in requirements.items() if v is not None and k != "device_type")
+        click.echo(f"  {segment['id']:<6} {segment['backend']:<10} {segment['device']:<5} "
+                   f"{segment['nodes']:>5} ops  {_size(segment['bytes'] or 0):>10}  needs {needs}")
+    click.echo(f"glue nodes ({len(info['glue_nodes'])})")
+    for node in info["glue_nodes"]:
+        click.echo(f"  {node['node']:<8} {node['op']:<28} {node['reason']}")
+    if glue_source:
+        click.echo("glue source")
+        click.echo(glue_source)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
