@@ -58,7 +58,11 @@ class ArtifactError(PorosError):
 
 
 class IntegrityError(ArtifactError):
-    """A member's bytes do not match the checksum recorded in the manifest (corruption)."""
+    """A member's bytes do not match the checksum recorded in the manifest (corruption).
+
+    Also raised when the header, the manifest or the file's length do not match what the
+    header records: the file was truncated or damaged after it was written.
+    """
 
 
 class FormatVersionError(ArtifactError):
