@@ -1,0 +1,5 @@
+"""Front ends: import a model file into the common IR (see docs/internals.md)."""
+
+from packager.frontends.torchscript import import_torchscript
+
+__all__ = ["import_torchscript"]
