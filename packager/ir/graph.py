@@ -390,11 +390,15 @@ def copy_node_into(node: Node, block: Block, mapping: dict[int, Value], position
     for value in node.outputs:
         out = new.add_output(value.type, value.name if keep_names else None)
         out.meta = dict(value.meta)
+        if keep_names:
+            block.graph._counter = max(block.graph._counter, _numeric(value.name) + 1)
         mapping[id(value)] = out
     for inner in node.blocks:
         new_block = new.add_block()
         for param in inner.params:
             mapping[id(param)] = new_block.add_param(param.type, param.name if keep_names else None)
+            if keep_names:
+                block.graph._counter = max(block.graph._counter, _numeric(param.name) + 1)
         copy_block_body(inner, new_block, mapping)
     return new
 

@@ -77,6 +77,7 @@ PYTHON_BUILTINS: dict[str, Callable[..., Any]] = {
     "prim::min": lambda *args: min(args[0]) if len(args) == 1 else min(args),
     "prim::max": lambda *args: max(args[0]) if len(args) == 1 else max(args),
     "prim::TupleIndex": _getitem,
+    "prim::Print": lambda *args: print(*args),
 }
 
 # Builtins that take their polymorphic form only for some overloads; others go to torch.ops.

@@ -33,6 +33,9 @@ _DTYPE_CODES = {
     9: torch.complex64, 10: torch.complex128, 11: torch.bool, 15: torch.bfloat16,
 }
 
+# The IR type of a dtype value, as the TorchScript front end writes it.
+_DTYPE_VALUE = ScalarType("ScalarType")
+
 # c10::MemoryFormat codes.
 _MEMORY_FORMAT_CODES = {
     0: torch.contiguous_format, 1: torch.preserve_format,
@@ -52,12 +55,14 @@ def constant_value(value: Value) -> Any:
 
 
 def type_of_constant(value: Any) -> IRType:
-    """The IR type of a constant's Python value (dtypes are TorchScript ints)."""
+    """The IR type of a constant's Python value."""
     if isinstance(value, torch.Tensor):
         return TensorType(dtype_name(value.dtype), tuple(int(d) for d in value.shape))
     if isinstance(value, bool):
         return BOOL
-    if isinstance(value, (int, torch.dtype)):
+    if isinstance(value, torch.dtype):
+        return _DTYPE_VALUE
+    if isinstance(value, int):
         return INT
     if isinstance(value, float):
         return FLOAT

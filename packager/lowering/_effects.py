@@ -170,13 +170,11 @@ class AliasClasses:
     :meth:`merge` so the facts stay true for the rest of its run.
     """
 
-    __slots__ = ("_parent", "_flags", "_values")
+    __slots__ = ("_parent", "_flags")
 
     def __init__(self, graph: Graph) -> None:
-        self._parent: dict[int, int] = {}
-        self._flags: dict[int, int] = {}
-        # Holding the values keeps their ids from being reused while this object lives.
-        self._values: dict[int, Value] = {}
+        self._parent: dict[Value, Value] = {}
+        self._flags: dict[Value, int] = {}
         for value in graph.inputs:
             self._flag(value, _EXTERNAL)
         for value in graph.outputs:
@@ -185,9 +183,6 @@ class AliasClasses:
             self._add_node(node)
 
     # ------------------------------------------------------------------ queries
-    def same_class(self, first: Value, second: Value) -> bool:
-        return self._key(first) == self._key(second)
-
     def is_written(self, value: Value) -> bool:
         """Some node writes this value, or a value that may alias it, in place."""
         return bool(self._flags_of(value) & _WRITTEN)
@@ -200,16 +195,21 @@ class AliasClasses:
         """The value may alias a graph output."""
         return bool(self._flags_of(value) & _RETURNED)
 
-    def class_key(self, value: Value) -> int | None:
-        """An opaque key equal for values of one class; None for values that cannot alias."""
+    def class_key(self, value: Value) -> Value | None:
+        """A representative equal for the values of one class; None for values that cannot alias."""
         if not may_alias(value.type):
             return None
-        return self._key(value)
+        return self._find(value)
 
     # ---------------------------------------------------------------- updating
     def merge(self, first: Value, second: Value) -> None:
-        if may_alias(first.type) and may_alias(second.type):
-            self._union(self._key(first), self._key(second))
+        if not (may_alias(first.type) and may_alias(second.type)):
+            return
+        first_root, second_root = self._find(first), self._find(second)
+        if first_root is second_root:
+            return
+        self._parent[second_root] = first_root
+        self._flags[first_root] = self._flags.get(first_root, 0) | self._flags.pop(second_root, 0)
 
     # ----------------------------------------------------------------- building
     def _add_node(self, node: Node) -> None:
@@ -254,45 +254,25 @@ class AliasClasses:
                     self.merge(value, other)
 
     def _merge_all(self, values: Iterable[Value]) -> None:
-        anchor: Value | None = None
-        for value in values:
-            if not may_alias(value.type):
-                continue
-            if anchor is None:
-                anchor = value
-            else:
-                self.merge(anchor, value)
+        mutable = [value for value in values if may_alias(value.type)]
+        for value in mutable[1:]:
+            self.merge(mutable[0], value)
 
     # ------------------------------------------------------------- union-find
-    def _key(self, value: Value) -> int:
-        """The root of the value's class, registering the value on first sight."""
-        key = id(value)
-        if key not in self._parent:
-            self._parent[key] = key
-            self._values[key] = value
-        return self._find(key)
-
-    def _find(self, key: int) -> int:
-        root = key
-        while self._parent[root] != root:
+    def _find(self, value: Value) -> Value:
+        root = self._parent.setdefault(value, value)
+        while root is not self._parent[root]:
             root = self._parent[root]
-        while self._parent[key] != root:
-            self._parent[key], key = root, self._parent[key]
+        while value is not root:  # path compression
+            self._parent[value], value = root, self._parent[value]
         return root
-
-    def _union(self, first: int, second: int) -> None:
-        first_root, second_root = self._find(first), self._find(second)
-        if first_root == second_root:
-            return
-        self._parent[second_root] = first_root
-        self._flags[first_root] = self._flags.get(first_root, 0) | self._flags.pop(second_root, 0)
 
     def _flag(self, value: Value, flag: int) -> None:
         if may_alias(value.type):
-            root = self._key(value)
+            root = self._find(value)
             self._flags[root] = self._flags.get(root, 0) | flag
 
     def _flags_of(self, value: Value) -> int:
         if not may_alias(value.type):
             return 0
-        return self._flags.get(self._key(value), 0)
+        return self._flags.get(self._find(value), 0)

@@ -38,7 +38,8 @@ class GraphBuilder:
 
     def const(self, value: Any, block: Block | None = None, type_: IRType | None = None) -> Value:
         target = block or self.graph.block
-        return target.append_node("prim::Constant", (), [type_ or type_of_constant(value)], attrs={"value": value}).output
+        node = target.append_node("prim::Constant", (), [type_ or type_of_constant(value)], attrs={"value": value})
+        return node.output
 
     def node(
         self,
@@ -66,7 +67,9 @@ def op_counts(graph: Graph) -> Counter[str]:
     return Counter(node.op for node in graph.walk())
 
 
-def assert_same_results(before: Graph, after: Graph, inputs: Sequence[Any], rtol: float = 0.0, atol: float = 0.0) -> None:
+def assert_same_results(
+    before: Graph, after: Graph, inputs: Sequence[Any], rtol: float = 0.0, atol: float = 0.0
+) -> None:
     """Both graphs give the same outputs on ``inputs`` (exactly, unless tolerances are given).
 
     Inputs and constants are copied per run so an in-place op in one graph (or in one run)

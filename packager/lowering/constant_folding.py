@@ -24,8 +24,10 @@ cast) keeps the artifact the same size, expanding one (``expand``, ``repeat``, `
 store what is cheaper to compute. Predictions use the node's IR type and, when that is not
 static, a run on the meta device, so nothing huge is ever allocated.
 
-Invariant: for every input the graph computes the same outputs as before; a refused candidate
-keeps its reason in ``node.meta["not_folded_reason"]``.
+Invariant: for every input the graph computes the same outputs as before. A node that looks
+foldable but is refused (size cap, defaults, in-place writes elsewhere, evaluation error) keeps
+the reason in ``node.meta["not_folded_reason"]``; plainly run-time work (random draws, device
+queries, side effects) stays without a note.
 """
 
 from __future__ import annotations
@@ -48,18 +50,12 @@ __all__ = ["ConstantFolding", "DEFAULT_MAX_ELEMENTS"]
 
 DEFAULT_MAX_ELEMENTS = 1_000_000
 
-# Never folded, whatever their inputs: the answer depends on the run, not the build.
-_RUN_TIME_OPS = {
-    "prim::device": "the device is only known at run time (weights move to the target device)",
-    "prim::is_cuda": "the device is only known at run time (weights move to the target device)",
-    "aten::is_cuda": "the device is only known at run time (weights move to the target device)",
-    "aten::get_device": "the device is only known at run time (weights move to the target device)",
-    "aten::cpu": "moves a tensor between devices, which only means something at run time",
-    "aten::cuda": "moves a tensor between devices, which only means something at run time",
-    "aten::data_ptr": "memory addresses differ from run to run",
-    "aten::stride": "strides of the run-time tensor may differ from the build-time one",
-    "aten::is_contiguous": "strides of the run-time tensor may differ from the build-time one",
-}
+# Never folded, whatever their inputs: the answer depends on the run, not the build (weights
+# move to the target device; addresses and strides belong to the run-time tensors).
+_RUN_TIME_OPS = frozenset({
+    "prim::device", "prim::is_cuda", "aten::is_cuda", "aten::get_device", "aten::cpu", "aten::cuda",
+    "aten::data_ptr", "aten::stride", "aten::is_contiguous",
+})
 
 _DROPOUT_OPS = frozenset({
     "aten::dropout", "aten::feature_dropout", "aten::alpha_dropout", "aten::feature_alpha_dropout",
@@ -107,7 +103,9 @@ class ConstantFolding(Pass):
                 _replace_with_constants(node, [shape])
                 changed = True
                 continue
-            if not node.inputs or not all(is_constant(value) for value in node.inputs):
+            if not node.inputs and node.op != "prim::ListConstruct":
+                continue  # an empty list is a constant; other input-less ops are not
+            if not all(is_constant(value) for value in node.inputs):
                 continue
             outcome = self._evaluate(node, aliases)
             if outcome is None:
@@ -121,10 +119,9 @@ class ConstantFolding(Pass):
 
     # -------------------------------------------------------------- checks
     def _evaluate(self, node: Node, aliases: AliasClasses) -> list[Any] | str | None:
-        """The node's outputs computed now, the reason it must not be folded, or None when it is
-        plainly not a candidate (effects, in-place writes, tuples and dicts)."""
-        effects = effects_of(node)
-        if effects.side_effects or effects.writes or node.op in _NOT_CANDIDATES:
+        """The node's outputs computed now; or the reason it must not be folded, when that is
+        worth telling; or None when it is plainly not foldable (see :func:`_plainly_run_time`)."""
+        if _plainly_run_time(node):
             return None
         reason = _refusal(node, aliases)
         if reason is not None:
@@ -151,39 +148,51 @@ class ConstantFolding(Pass):
         return [_own_storage(result) for result in results]
 
 
-def _refusal(node: Node, aliases: AliasClasses) -> str | None:
-    if node.op in _RUN_TIME_OPS:
-        return _RUN_TIME_OPS[node.op]
+def _plainly_run_time(node: Node) -> bool:
+    """Side effects, in-place writes, random draws, device queries and moves, engine calls,
+    tuples and dicts: never foldable, and nothing to explain."""
+    effects = effects_of(node)
+    if effects.side_effects or effects.writes or node.namespace == "poros":
+        return True
+    if node.op in _RUN_TIME_OPS or node.op in _NOT_CANDIDATES:
+        return True
     if node.op in _DROPOUT_OPS:
-        if constant_value(node.inputs[2]) is not False:
-            return "dropout in training mode is random"
-    elif is_seeded_random(node):
-        return "it draws random numbers"
+        return constant_value(node.inputs[2]) is not False
+    if is_seeded_random(node):
+        return True
+    return any(_names_a_run_time_device(argument, value) for argument, value in _schema_arguments(node))
+
+
+def _refusal(node: Node, aliases: AliasClasses) -> str | None:
+    """Why a node that looks foldable is not."""
     if node.op in ("aten::__is__", "aten::__isnot__") and all(constant_value(v) is not None for v in node.inputs):
         return "object identity of two constants is not defined at build time"
     for value in (*node.inputs, *node.outputs):
         if aliases.is_written(value):
             return f"%{value.name} may be written in place elsewhere in the graph"
-    return _device_or_default_refusal(node)
-
-
-def _device_or_default_refusal(node: Node) -> str | None:
-    schema = schema_of(node)
-    if schema is None:
-        return None
-    arguments = list(zip(schema.arguments, node.inputs))
-    takes_tensor = any("Tensor" in str(argument.type) for argument, _ in arguments)
+    arguments = _schema_arguments(node)
+    if any("Tensor" in str(argument.type) for argument, _ in arguments):
+        return None  # dtype/device default to the inputs'
     for argument, value in arguments:
-        kind = str(argument.type)
-        chosen = constant_value(value)
-        if kind in ("Device", "Optional[Device]"):
-            if chosen is not None and _device_type(chosen) != "cpu":
-                return f"it creates a tensor on {chosen}, which only exists at run time"
-            if chosen is None and not takes_tensor:
-                return "it allocates on the default device, which the run time decides"
-        if argument.name == "dtype" and chosen is None and not takes_tensor:
+        if constant_value(value) is not None:
+            continue
+        if str(argument.type) in ("Device", "Optional[Device]"):
+            return "it allocates on the default device, which the run time decides"
+        if argument.name == "dtype":
             return "it allocates with the default dtype, which the run time may set differently"
     return None
+
+
+def _schema_arguments(node: Node) -> list[tuple[Any, Value]]:
+    schema = schema_of(node)
+    return [] if schema is None else list(zip(schema.arguments, node.inputs))
+
+
+def _names_a_run_time_device(argument: Any, value: Value) -> bool:
+    if str(argument.type) not in ("Device", "Optional[Device]"):
+        return False
+    chosen = constant_value(value)
+    return chosen is not None and _device_type(chosen) != "cpu"
 
 
 def _device_type(device: Any) -> str:

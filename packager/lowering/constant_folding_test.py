@@ -107,9 +107,9 @@ def test_does_not_fold_random_or_default_dependent_ops():
     assert not changed
     assert op_counts(graph) == op_counts(before)
     reasons = {node.op: node.meta.get("not_folded_reason") for node in graph.walk()}
-    assert reasons["aten::rand"] == "it draws random numbers"
-    assert reasons["aten::dropout"] == "dropout in training mode is random"
-    assert "default dtype" in reasons["aten::zeros"] or "default device" in reasons["aten::zeros"]
+    # Random draws are plainly run-time work: no note. Defaults could surprise: a note.
+    assert reasons["aten::rand"] is None and reasons["aten::dropout"] is None
+    assert reasons["aten::zeros"] == "it allocates with the default dtype, which the run time may set differently"
 
 
 def test_does_not_fold_reads_of_a_constant_written_in_place():

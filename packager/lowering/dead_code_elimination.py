@@ -40,12 +40,12 @@ class _Liveness:
     """Which nodes, values and control-flow slots are live (a worklist fixed point)."""
 
     def __init__(self, graph: Graph) -> None:
-        self.nodes: set[int] = set()
-        self.values: set[int] = set()
-        self.slots: set[tuple[int, int]] = set()  # (id of an If/Loop node, output index)
+        self.nodes: set[Node] = set()
+        self.values: set[Value] = set()
+        self.slots: set[tuple[Node, int]] = set()  # (If/Loop node, output index)
         self._aliases = AliasClasses(graph)
-        self._live_classes: set[int] = set()
-        self._writers_by_class: dict[int, list[Node]] = {}
+        self._live_classes: set[Value] = set()
+        self._writers_by_class: dict[Value, list[Node]] = {}
         self._stack: list[Node | Value | tuple[Node, int]] = []
 
         for value in graph.outputs:
@@ -64,25 +64,25 @@ class _Liveness:
         self._drain()
 
     def node_is_live(self, node: Node) -> bool:
-        return id(node) in self.nodes
+        return node in self.nodes
 
     def slot_is_live(self, node: Node, index: int) -> bool:
-        return (id(node), index) in self.slots
+        return (node, index) in self.slots
 
     # ------------------------------------------------------------ worklist
     def _want_node(self, node: Node) -> None:
-        if id(node) not in self.nodes:
-            self.nodes.add(id(node))
+        if node not in self.nodes:
+            self.nodes.add(node)
             self._stack.append(node)
 
     def _want_value(self, value: Value) -> None:
-        if id(value) not in self.values:
-            self.values.add(id(value))
+        if value not in self.values:
+            self.values.add(value)
             self._stack.append(value)
 
     def _want_slot(self, node: Node, index: int) -> None:
-        if (id(node), index) not in self.slots:
-            self.slots.add((id(node), index))
+        if (node, index) not in self.slots:
+            self.slots.add((node, index))
             self._stack.append((node, index))
 
     def _drain(self) -> None:

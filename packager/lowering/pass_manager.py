@@ -35,16 +35,16 @@ REASON_KEYS = ("not_fused_reason", "not_folded_reason", "not_removed_reason")
 class Pass(abc.ABC):
     """A graph rewrite. Subclasses set ``name`` and implement :meth:`run`.
 
-    ``run`` edits the graph in place and returns True when it changed anything. It must leave a
-    graph that verifies, and a second ``run`` right after must return False (the pass reaches
-    its own fixed point), or the pass manager would never settle.
+    ``run`` edits the graph in place and returns True when it changed anything (notes left in
+    ``node.meta`` do not count). It must leave a graph that verifies, and must eventually
+    return False when run again and again on its own result, or the pass manager never settles.
     """
 
     name: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None) and not cls.name:
+        if "run" in cls.__dict__ and not cls.name:
             raise InternalError(f"lowering pass {cls.__qualname__} must set a class attribute 'name'")
 
     @abc.abstractmethod

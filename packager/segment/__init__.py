@@ -3,6 +3,7 @@
 from packager.segment.capability import (
     CONTROL_FLOW_OPS,
     EFFECT_OPS,
+    FALLBACK_OP_REASON,
     Capability,
     all_of,
     deny_ops,
@@ -15,6 +16,6 @@ from packager.segment.partition import PLUMBING_OPS, Partition, Segment, partiti
 
 __all__ = [
     "partition", "outline", "Partition", "Segment", "ENGINE_OP", "PLUMBING_OPS",
-    "Capability", "all_of", "deny_ops", "structural_rules", "has_side_effects", "mutates_input",
+    "Capability", "all_of", "deny_ops", "FALLBACK_OP_REASON", "structural_rules", "has_side_effects", "mutates_input",
     "CONTROL_FLOW_OPS", "EFFECT_OPS",
 ]

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from packager.ir import Block, Node, Value
 
-__all__ = ["CONSTANT_OP", "is_constant", "values_used_by", "predecessors", "outermost_in", "boundary"]
+__all__ = ["CONSTANT_OP", "is_constant", "values_used_by", "predecessors", "boundary"]
 
 CONSTANT_OP = "prim::Constant"
 
@@ -44,16 +44,6 @@ def predecessors(node: Node, block: Block) -> list[Node]:
             seen.add(id(producer))
             found.append(producer)
     return found
-
-
-def outermost_in(node: Node, block: Block) -> Node | None:
-    """The ancestor of ``node`` (or ``node`` itself) that sits directly in ``block``, or None."""
-    current: Node | None = node
-    while current is not None:
-        if current.owner is block:
-            return current
-        current = current.owner.owner_node
-    return None
 
 
 def boundary(nodes: list[Node]) -> tuple[list[Value], list[Value]]:

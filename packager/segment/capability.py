@@ -26,6 +26,7 @@ __all__ = [
     "Capability",
     "all_of",
     "deny_ops",
+    "FALLBACK_OP_REASON",
     "structural_rules",
     "has_side_effects",
     "mutates_input",
@@ -68,8 +69,12 @@ def all_of(*capabilities: Capability) -> Capability:
     return capability
 
 
-def deny_ops(ops: Iterable[str], reason: str) -> Capability:
-    """Refuse the listed ops; ``reason`` may contain ``{op}``, filled with the name as listed.
+FALLBACK_OP_REASON = "forced to fallback by --fallback-op {op}"
+
+
+def deny_ops(ops: Iterable[str], reason: str = FALLBACK_OP_REASON) -> Capability:
+    """Refuse the listed ops; ``reason`` may contain ``{op}``, filled with the name as listed
+    (the default is the ``--fallback-op`` sentence).
 
     A name without an overload (``aten::add``) matches every overload; ``aten::add.Tensor``
     matches that overload only.

@@ -84,7 +84,7 @@ def partition(
         raise UsageError(f"--min-segment-size must be at least 1, got {min_segment_size}")
     check = all_of(
         structural_rules,
-        deny_ops(fallback_ops, "forced to fallback by --fallback-op {op}"),
+        deny_ops(fallback_ops),
         capability,
     )
     reasons: dict[int, str | None] = {}
