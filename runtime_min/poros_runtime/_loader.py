@@ -10,7 +10,6 @@ import io
 import os
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from poros_artifact import read_artifact

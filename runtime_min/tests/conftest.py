@@ -58,7 +58,10 @@ def artifacts(
     Kinds: ``"tuple"`` (one input, tuple output), ``"two_inputs"`` (shared batch symbol).
     """
     folder = tmp_path_factory.mktemp("artifacts")
-    glues = {"tuple": (TupleGlue, TUPLE_SIGNATURE), "two_inputs": (TwoInputGlue, TWO_INPUT_SIGNATURE)}
+    glues = {
+        "tuple": (TupleGlue, TUPLE_SIGNATURE),
+        "two_inputs": (TwoInputGlue, TWO_INPUT_SIGNATURE),
+    }
 
     def build(name: str, kind: str = "tuple", **overrides: Any) -> Path:
         glue_class, signature = glues[kind]

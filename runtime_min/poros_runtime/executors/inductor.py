@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -40,16 +41,23 @@ def torch_major_minor(version: str) -> str | None:
 
 class InductorEngine:
     """A loaded AOTInductor package.  Calling it runs the compiled model on the caller's
-    current stream, with no host synchronization."""
+    current stream, with no host synchronization, so a CUDA graph can capture it.
 
-    __slots__ = ("_loader", "where")
+    The package is loaded in AOTInductor's single-threaded mode: its default mode waits on a
+    CUDA event of the previous run, which is not allowed while a stream is capturing.  The
+    lock restores thread safety on the host side (uncontended, it costs ~0.1 us).
+    """
+
+    __slots__ = ("_loader", "_lock", "where")
 
     def __init__(self, loader: Any, where: str) -> None:
         self._loader = loader
+        self._lock = threading.Lock()
         self.where = where
 
     def __call__(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return self._loader.run(inputs)
+        with self._lock:
+            return self._loader.run(inputs)
 
     def __repr__(self) -> str:
         return f"InductorEngine({self.where})"
@@ -199,11 +207,13 @@ def _construct_loader(
     loader_class: Any, path: str, model_name: str, device: torch.device
 ) -> Any:
     device_index = device.index if device.index is not None else -1
-    # (path, name, run_single_threaded, num_runners, device_index) since torch 2.7; older
-    # bindings take fewer arguments and load on the current device, which the context sets.
+    # (path, name, run_single_threaded, num_runners, device_index) in torch 2.7 to 2.14 (2.11
+    # and 2.13 checked); older bindings take fewer arguments and load on the current device,
+    # which the context sets.  The two-argument form runs multi-threaded: still correct, but
+    # not capturable by CUDA graphs.
     signatures = (
-        (path, model_name, False, 1, device_index),
-        (path, model_name, False, 1),
+        (path, model_name, True, 1, device_index),
+        (path, model_name, True, 1),
         (path, model_name),
     )
     current_device = torch.cuda.device(device) if device.type == "cuda" else nullcontext()
