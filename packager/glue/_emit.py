@@ -47,8 +47,6 @@ _UNLIMITED_TRIPS = 2**63 - 1
 # Registry keys are "<instance>/<segment id>"; the runtime accepts these characters only.
 _SEGMENT_ID = re.compile(r"[A-Za-z0-9_.\-]+")
 
-_SIMPLE_OPERAND = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|[0-9]+(\.[0-9]+)?")
-
 # Scalar (non-tensor) overloads of these ops are written with Python operators.
 _BINARY_OPERATORS = {
     "aten::add": "+",
@@ -534,7 +532,9 @@ def _constant_value(value: Value) -> Any:
 
 
 def _operand(expression: str) -> str:
-    return expression if _SIMPLE_OPERAND.fullmatch(expression) else f"({expression})"
+    """``expression`` as an operand of a Python operator. Expressions are variables or inline
+    constants, all atoms except negative numbers (``-1 ** 2`` is ``-(1 ** 2)``)."""
+    return f"({expression})" if expression.startswith("-") else expression
 
 
 def _tuple_text(items: list[str]) -> str:

@@ -140,6 +140,8 @@ def render_literal(value: Any, type_: IRType | None, where: str, tensor: TensorW
 
 
 def _render_sequence(value: list | tuple, type_: IRType | None, where: str, tensor: TensorWriter | None) -> str:
+    if isinstance(type_, OptionalType):
+        type_ = type_.element
     if isinstance(value, list):
         element_type = type_.element if isinstance(type_, ListType) else None
         if not value:

@@ -17,6 +17,7 @@ from packager.glue._emit import write_glue_source
 from packager.glue.codegen import _glue_class, _mismatched_overloads
 from packager.ir import (
     BOOL,
+    DEVICE,
     FLOAT,
     INT,
     NONE,
@@ -377,7 +378,6 @@ def engine_graphs() -> tuple[Graph, Graph, dict[str, Graph]]:
     """(original, outlined, segments): seg0 = relu * 2, glue view, seg1 = (v + w, sigmoid(v + w)),
     and seg2 inside an If branch."""
     weight = torch.randn(6)
-    minus_one = -1
 
     def segment0(block: Block, a: Value) -> Value:
         relu = op(block, "aten::relu", (a,)).output
@@ -392,7 +392,7 @@ def engine_graphs() -> tuple[Graph, Graph, dict[str, Graph]]:
 
     def glue_part(block: Block, t: Value) -> Value:
         batch = op(block, "aten::size", (t, const(block, 0, INT)), "int", (INT,)).output
-        shape = op(block, "prim::ListConstruct", (batch, const(block, minus_one, INT)),
+        shape = op(block, "prim::ListConstruct", (batch, const(block, -1, INT)),
                    types=(ListType(INT),)).output
         return op(block, "aten::view", (t, shape)).output
 
@@ -476,8 +476,9 @@ def test_engine_calls_match_the_interpreter_and_survive_save_load(engine_instanc
 
     loaded = reload(glue, outlined)
     assert loaded.poros_instance == glue.module.poros_instance
-    # As the runtime does: register this artifact's engines under its own instance, then set it.
-    loaded.poros_instance = engine_instance(segments)
+    # As poros_runtime's loader does: register this artifact's engines under a new instance,
+    # then set the TorchScript attribute on the C++ module.
+    loaded._c.setattr("poros_instance", engine_instance(segments))
     for flag in (True, False):
         assert_same(loaded(x, flag), run_graph(original, [x, flag]))
 
@@ -528,10 +529,11 @@ def test_constants_of_every_kind():
     b = graph.block
     none = const(b, None, NONE)
     scalar = op(b, "aten::zeros", (const(b, [], ListType(INT)), const(b, torch.float64, INT), none, none, none)).output
-    summed = op(b, "aten::sum", (x, ints(b, [0]), const(b, False, BOOL), const(b, torch.float64, INT)), "dim_IntList").output
+    summed = op(b, "aten::sum", (x, ints(b, [0]), const(b, False, BOOL), const(b, torch.float64, INT)),
+                "dim_IntList").output
     summed = op(b, "aten::add", (summed, scalar, const(b, 1, INT)), "Tensor").output
     infinite = op(b, "aten::clamp_max", (summed, const(b, float("inf"), FLOAT))).output
-    moved = op(b, "aten::to", (infinite, const(b, torch.device("cpu"), INT), const(b, torch.float32, INT),
+    moved = op(b, "aten::to", (infinite, const(b, torch.device("cpu"), DEVICE), const(b, torch.float32, INT),
                                const(b, False, BOOL), const(b, False, BOOL), const(b, None, NONE)), "device").output
     name = op(b, "aten::__getitem__", (const(b, ["a", "b"], ListType(STR)), const(b, -1, INT)), "t", (STR,)).output
     b.set_returns([moved, name, const(b, (1, 2.5), TupleType((INT, FLOAT)))])

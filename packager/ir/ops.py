@@ -78,6 +78,9 @@ PYTHON_BUILTINS: dict[str, Callable[..., Any]] = {
     "prim::max": lambda *args: max(args[0]) if len(args) == 1 else max(args),
     "prim::TupleIndex": _getitem,
     "prim::Print": lambda *args: print(*args),
+    "aten::append": lambda items, item: items.append(item) or items,
+    "aten::extend": lambda items, more: items.extend(more),
+    "aten::__contains__": lambda container, item: item in container,
 }
 
 # Builtins that take their polymorphic form only for some overloads; others go to torch.ops.
