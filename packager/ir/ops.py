@@ -80,7 +80,9 @@ PYTHON_BUILTINS: dict[str, Callable[..., Any]] = {
     "prim::Print": lambda *args: print(*args),
     "aten::append": lambda items, item: items.append(item) or items,
     "aten::extend": lambda items, more: items.extend(more),
-    "aten::__contains__": lambda container, item: item in container,
+    "aten::add.t": operator.add,
+    "aten::mul.left_t": operator.mul,
+    "aten::eq.int_list": operator.eq,
 }
 
 # Builtins that take their polymorphic form only for some overloads; others go to torch.ops.
@@ -89,6 +91,9 @@ _POLYMORPHIC_OVERLOADS = {"t", "str", "Tensor_list", "int_list", "list", "Dict_s
 
 def call_node(node: Node, values: list[Any]) -> Any:
     """Execute a plain (non-structural) node on Python/torch values; returns the op's result."""
+    exact = PYTHON_BUILTINS.get(node.kind)
+    if exact is not None and node.overload:
+        return exact(*values)
     builtin = PYTHON_BUILTINS.get(node.op)
     if builtin is not None and (node.namespace == "prim" or not node.overload
                                 or node.overload in _POLYMORPHIC_OVERLOADS
