@@ -1,52 +1,58 @@
-"""Build-time fix for AOTInductor packages that segfault when loaded on CUDA hosts.
+"""Build-time fix for AOTInductor packages that crash when loaded (proven on the GPU machine).
 
-Symptom (torch 2.11.0+cu130 on the H100/H200 machine): ``aoti_compile_and_package``
+Symptom (torch 2.11.0+cu130, H100/H200 machine): ``aoti_compile_and_package``
 succeeds, but loading the .pt2 (``torch._inductor.aoti_load_package`` or
-``torch._C._aoti.AOTIModelPackageLoader``) dies with SIGSEGV inside the generated
-wrapper .so, in ``std::regex`` code called from
-``torch::aot_inductor::parse_device_str`` (``AOTInductorModelBase`` constructor).
+``torch._C._aoti.AOTIModelPackageLoader``) dies with SIGSEGV inside the wrapper
+.so: ``parse_device_str`` -> ``std::regex`` compiler ->
+``regex_traits<char>::transform_primary`` -> ``use_facet<collate<char>>`` ->
+a virtual call that lands in ``std::codecvt<char16_t,...>::do_unshift``.
 
-Why: the wrapper .so is compiled on the build host by the host's g++ and its
-libstdc++ headers. Every ``std::regex`` template it uses (``_Compiler``,
-``_Scanner``, ``_Executor``, ``_NFA`` ...) is emitted into the .so as a weak,
-default-visibility symbol and, because the .so is linked without
-``-Bsymbolic``, every call to those templates goes through the PLT/GOT and is
-resolved by the dynamic linker at load time.  Glibc looks in the *global*
-scope first, and ``import torch`` puts ``libtorch_global_deps.so`` and all of its
-dependencies (the CUDA libraries) in the global scope with ``RTLD_GLOBAL``.  If
-any library there exports its own instantiations of the same templates, built
-by another compiler release with another object layout, the wrapper's calls
-land in that foreign code, which reads the wrapper's objects with the wrong
-layout -> SIGSEGV.  On a CPU-only torch nothing in the global scope exports
-those templates, which is why CPU packages load.  See
-docs/aoti-cuda-load-crash.md for the evidence gathered on the device.
+Root cause (docs/aoti-cuda-load-crash.md has the evidence): Inductor builds the
+wrapper with ``$CXX`` (default ``g++``).  On the GPU machine ``CXX=/opt/gcc/bin/g++``,
+a wrapper script that links libstdc++ *statically*, and a shared object links
+exported symbols of a static archive as its own exports.  So the wrapper .so
+carries a private copy of libstdc++ (locale, facets, iostreams: ~4,900 exported
+symbols, no NEEDED libstdc++.so.6) and exports all of it.  At load time the
+process already has the system libstdc++.so.6 (libtorch needs it).  The
+dynamic linker binds the wrapper's references to the facet ids
+(``std::collate<char>::id``, ``std::numpunct<char>::id``, ... 82 symbols,
+STB_GNU_UNIQUE) to libstdc++.so.6, while the locale code that indexes the facet
+table is the wrapper's private copy.  Ids from one copy index the facet array of
+the other: ``use_facet<collate<char>>`` returns another facet, and the virtual
+call goes to the wrong function -> SIGSEGV (with a plain g++ plus
+``-static-libstdc++`` on the CPU machine it throws std::bad_cast instead).
+It is not CUDA-specific: a CPU package built on the GPU machine crashes too.
 
-Fix: link the wrapper .so with ``-Wl,-Bsymbolic``.  The static linker then binds
-the wrapper's references to symbols it defines itself (its own ``std::regex``
-instantiations and all other inline/template code) directly, so nothing that
-happens to be loaded in the process can interpose them.  The flag changes only
-how the artifact is linked; the produced package loads on any host with a
-matching torch, with no environment variable and no loader change.
+Fix (applied at build time, nothing needed at load time): link every shared
+object Inductor makes with ``-Wl,--exclude-libs,ALL -Wl,-Bsymbolic`` (symbols
+from static archives are not exported; own symbols bind to themselves) and the
+wrapper ``*.wrapper.so`` additionally with a version script that exports only the
+``AOTInductor*`` C entry points libtorch's loader dlsym()s.  A static libstdc++
+then stays a private implementation detail of the wrapper (which only talks to
+libtorch through the AOTI C ABI), and a dynamic one is used as usual.  Either
+way the artifact loads on any host with a matching torch.
 
-Inductor has no config entry for extra link flags, but it lets us choose the
-C++ compiler (``cpp.cxx``).  We therefore point ``cpp.cxx`` at a tiny generated
-shell shim that ``exec``s the real compiler and appends ``-Wl,-Bsymbolic`` when
-(and only when) it is linking a shared object.  The shim's file name contains
-``g++`` (or ``clang++``) because Inductor picks compiler-specific flags by name.
+Inductor has no config entry for link flags, but it lets us choose the C++
+compiler (``cpp.cxx``).  :func:`inductor_compile_options` points ``cpp.cxx`` at a
+tiny generated shell shim that ``exec``s the compiler Inductor would have used
+(``$CXX`` or ``g++``) and appends those flags when linking.  The shim's file name
+contains ``g++`` (or ``clang++``) because Inductor picks compiler flags by name.
 
-What ``packager/backends/inductor.py`` must do::
+What ``packager/backends/inductor.py`` must do (vendor this file; it needs only
+the standard library)::
 
-    from tools.aoti_gpu.fix import inductor_compile_options   # or vendor this file
+    opts = inductor_compile_options(device)            # {"cpp.cxx": "<shim>"}
     torch._inductor.aoti_compile_and_package(
-        ep, package_path=path,
-        inductor_configs={**inductor_compile_options(device), **other_configs},
-    )
-    assert package_is_fixed(path)   # optional self-check, pure Python
+        ep, package_path=path, inductor_configs={**opts, **other_configs})
+    if not package_is_fixed(path):                     # pure Python ELF check
+        raise BackendError("AOTInductor wrapper was not linked as expected")
 
-What the runtime may do (optional, for packages built before the fix):
-``package_is_fixed(path)`` is pure Python (no binutils); if it returns False
-for a CUDA package, refuse with a clear error ("rebuild with poros-pack >= ...")
-instead of letting the process segfault.
+What the runtime may do (for artifacts built without the fix):
+``package_load_risk(path)`` (pure Python, no binutils) returns a reason string
+when a wrapper .so exports its own libstdc++ (the crash signature); refuse such
+an engine with that message instead of letting the process segfault.
+LD_PRELOAD of the system libstdc++ also avoids the crash for such packages, but
+needs the user to set an environment variable; RTLD_DEEPBIND does not help.
 """
 
 from __future__ import annotations
@@ -65,29 +71,48 @@ __all__ = [
     "LINK_FLAGS",
     "compiler_shim",
     "inductor_compile_options",
-    "COMPILE_FLAGS_GCC",
+    "WRAPPER_EXPORTS",
+    "version_script",
     "elf_report",
     "elf_is_fixed",
     "package_is_fixed",
+    "package_load_risk",
 ]
 
-#: Appended to every link of a shared object: bind references to symbols the
-#: .so defines to its own definitions, at link time.
-LINK_FLAGS: tuple[str, ...] = ("-Wl,-Bsymbolic",)
-#: Appended to every g++ command: emit static locals of inline functions and
-#: static data members of templates (e.g. std::regex's ``__nul``,
-#: ``__classnames``) as ordinary weak symbols instead of STB_GNU_UNIQUE ones,
-#: which the dynamic linker unifies process-wide even with -Bsymbolic.
-#: (Side effect, a welcome one: the wrapper .so can be dlclose'd again.)
-COMPILE_FLAGS_GCC: tuple[str, ...] = ("-fno-gnu-unique",)
+#: Appended to every link of a shared object (``-shared``) that Inductor makes.
+#: ``--exclude-libs,ALL``: symbols that come from static archives (a libstdc++.a
+#: that the compiler links in by default, as /opt/gcc/bin/g++ on the GPU
+#: machine does) are not exported, so they cannot be unified with, or
+#: interposed by, the libstdc++.so.6 that libtorch already loaded.
+#: ``-Bsymbolic``: references to symbols the .so defines itself bind to its own
+#: definitions at link time.
+LINK_FLAGS: tuple[str, ...] = ("-Wl,--exclude-libs,ALL", "-Wl,-Bsymbolic")
+
+#: Glob (version-script syntax) of the only symbols the AOTInductor wrapper
+#: .so must export: the C entry points ``AOTInductorModelContainer*`` that
+#: libtorch's loader looks up with dlsym.  Everything else becomes local.
+WRAPPER_EXPORTS = "AOTInductor*"
+
+#: Inductor names the AOTInductor wrapper library ``<hash>.wrapper.so``
+#: (torch 2.11 and 2.13).  Only that link gets the version script, since other
+#: libraries Inductor builds (ISA probes, kernels it loads with ctypes for
+#: autotuning) must keep their exports.  If a future torch renames it,
+#: :func:`package_is_fixed` fails the build instead of shipping a crash.
+WRAPPER_SUFFIX = ".wrapper.so"
 
 _SHIM_TEMPLATE = """#!/bin/sh
 # poros-pack AOTInductor compiler shim, generated by tools/aoti_gpu/fix.py.
-# Runs {real} and, when linking a shared object, appends: {link_flags}
-# Always appends: {compile_flags}
+# Runs {real}
+#  - linking any shared object: appends {link_flags}
+#  - linking *{suffix}: also appends {wrapper_flags}
+#  - always appends: {compile_flags}
 REAL={real_q}
+out=; prev=
+for a in "$@"; do [ "$prev" = "-o" ] && out=$a; prev=$a; done
 case " $* " in
-  *" -shared "*) set -- "$@"{link_args} ;;
+  *" -shared "*)
+    set -- "$@"{link_args}
+    case "$out" in *{suffix}) set -- "$@"{wrapper_args} ;; esac ;;
 esac
 set -- "$@"{compile_args}
 if [ -n "$POROS_AOTI_SHIM_LOG" ]; then printf '%s\\n' "$REAL $*" >> "$POROS_AOTI_SHIM_LOG"; fi
@@ -113,18 +138,42 @@ def _shim_dir() -> str:
     return d
 
 
+def _write_once(path: str, text: str, mode: int) -> str:
+    try:
+        with open(path) as f:
+            if f.read() == text and (os.stat(path).st_mode & 0o777) == mode:
+                return path
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return path
+
+
+def version_script(exports: str = WRAPPER_EXPORTS) -> str:
+    """Write (once) and return the path of a version script exporting ``exports`` only."""
+    text = "{ global: %s; local: *; };\n" % exports
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _write_once(os.path.join(_shim_dir(), f"poros-{digest}.map"), text, 0o644)
+
+
 def compiler_shim(
     real_cxx: str | None = None,
     link_flags: Iterable[str] = LINK_FLAGS,
-    compile_flags: Iterable[str] | None = None,
+    wrapper_link_flags: Iterable[str] | None = None,
+    compile_flags: Iterable[str] = (),
 ) -> str:
     """Write (once, content-addressed) and return the path of the compiler shim.
 
-    ``real_cxx``: the compiler to run (default: ``$CXX``, else ``g++`` on PATH).
-    ``link_flags`` are appended only to commands that contain ``-shared``;
-    ``compile_flags`` (default: :data:`COMPILE_FLAGS_GCC` for g++, nothing for
-    clang, which does not emit STB_GNU_UNIQUE) to every command.  Flags must
-    not contain white space.
+    ``real_cxx``: the compiler to run (default: ``$CXX``, else ``g++`` on PATH,
+    i.e. the compiler Inductor would have used).  ``link_flags`` are appended to
+    commands that contain ``-shared``; ``wrapper_link_flags`` (default: the
+    version script of :func:`version_script`) to those whose output ends with
+    :data:`WRAPPER_SUFFIX`; ``compile_flags`` to every command.  Flags must not
+    contain white space.
     """
     if sys.platform != "linux":
         raise RuntimeError("the AOTInductor compiler shim is for Linux only")
@@ -135,44 +184,36 @@ def compiler_shim(
     real = os.path.abspath(real)
     # Inductor chooses gcc/clang specific flags from the compiler *name*.
     family = "clang++" if "clang" in os.path.basename(real) else "g++"
-    link_flags = tuple(link_flags)
-    compile_flags = tuple(COMPILE_FLAGS_GCC if family == "g++" else ()) \
-        if compile_flags is None else tuple(compile_flags)
-    for f in link_flags + compile_flags:
+    link_flags, compile_flags = tuple(link_flags), tuple(compile_flags)
+    wrapper_link_flags = (f"-Wl,--version-script={version_script()}",) \
+        if wrapper_link_flags is None else tuple(wrapper_link_flags)
+    for f in link_flags + wrapper_link_flags + compile_flags:
         if not f or any(c.isspace() for c in f):
             raise ValueError(f"bad flag {f!r}")
+    q = lambda flags: "".join(" " + _sh_quote(f) for f in flags)  # noqa: E731
     text = _SHIM_TEMPLATE.format(
         real=real,
         real_q=_sh_quote(real),
+        suffix=WRAPPER_SUFFIX,
         link_flags=" ".join(link_flags) or "(nothing)",
+        wrapper_flags=" ".join(wrapper_link_flags) or "(nothing)",
         compile_flags=" ".join(compile_flags) or "(nothing)",
-        link_args="".join(" " + _sh_quote(f) for f in link_flags),
-        compile_args="".join(" " + _sh_quote(f) for f in compile_flags),
+        link_args=q(link_flags),
+        wrapper_args=q(wrapper_link_flags),
+        compile_args=q(compile_flags),
     )
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    path = os.path.join(_shim_dir(), f"poros-{digest}-{family}")
-    try:
-        with open(path) as f:
-            if f.read() == text and os.access(path, os.X_OK):
-                return path
-    except OSError:
-        pass
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
-    return path
+    return _write_once(os.path.join(_shim_dir(), f"poros-{digest}-{family}"), text, 0o755)
 
 
 def inductor_compile_options(device: str) -> dict:
     """Extra ``inductor_configs`` for ``torch._inductor.aoti_compile_and_package``.
 
     Returns ``{"cpp.cxx": <shim path>}`` on Linux for every device type (the
-    clash is a property of how the wrapper .so is linked, not of CUDA; CUDA
-    is where a clashing library is in the global scope today).  Returns ``{}``
-    elsewhere.  Merge it with your own configs; if you set ``cpp.cxx`` yourself,
-    pass your compiler to :func:`compiler_shim` instead.
+    crash comes from how the wrapper .so is linked, not from CUDA: a CPU package
+    built on the GPU machine crashes the same way).  Returns ``{}`` elsewhere.
+    Merge it with your own configs; if you choose the compiler yourself, pass
+    it as ``compiler_shim(real_cxx=...)`` instead of setting ``cpp.cxx``.
     """
     del device  # same fix for cuda, xpu and cpu
     if sys.platform != "linux":
@@ -185,21 +226,31 @@ def inductor_compile_options(device: str) -> dict:
 _PT_DYNAMIC, _SHT_DYNSYM = 2, 11
 _DT_NULL, _DT_SYMBOLIC, _DT_FLAGS, _DF_SYMBOLIC = 0, 16, 30, 0x2
 _STB_GNU_UNIQUE = 10
+# std::locale::, std::locale::facet, std::ios_base:: -- defined only by libstdc++ itself.
+_LIBSTDCXX_MARKERS = (b"_ZNSt6locale", b"_ZNKSt6locale", b"_ZNSt8ios_base")
 
 
 def elf_report(data: bytes) -> dict | None:
     """Facts about a 64-bit little-endian ELF shared object, or None if it is not one.
 
     ``symbolic``: linked with -Bsymbolic (DT_SYMBOLIC or DF_SYMBOLIC set).
-    ``unique_defined``: defined STB_GNU_UNIQUE symbols in .dynsym (these are
-    bound process-wide by the dynamic linker whatever -Bsymbolic says).
-    ``exported_defined``: defined symbols in .dynsym.
+    ``exported``: number of defined symbols in .dynsym.
+    ``unique``: how many of them are STB_GNU_UNIQUE (bound process-wide by the
+    dynamic linker to the first definition loaded, whatever -Bsymbolic says).
+    ``cxx_exported``: how many are C++ (mangled ``_Z...``) symbols, e.g. the
+    std:: library code or template instantiations the .so carries.
+    ``libstdcxx_exported``: how many are libstdc++ *library* internals
+    (std::locale, facets, ios_base): the .so carries and exports its own
+    static libstdc++ -- the crash signature.
+    ``other_exported``: names of exported symbols that are not
+    :data:`WRAPPER_EXPORTS` entry points (first 10).
     """
     if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return None
     e_phoff, e_shoff = struct.unpack_from("<QQ", data, 0x20)
     e_phentsize, e_phnum, e_shentsize, e_shnum = struct.unpack_from("<HHHH", data, 0x36)
-    rep = {"symbolic": False, "unique_defined": 0, "exported_defined": 0}
+    rep: dict = {"symbolic": False, "exported": 0, "unique": 0, "cxx_exported": 0,
+                 "libstdcxx_exported": 0, "other_exported": []}
     for i in range(e_phnum):
         p_type, _f, p_offset, _va, _pa, p_filesz = struct.unpack_from(
             "<IIQQQQ", data, e_phoff + i * e_phentsize)
@@ -211,26 +262,34 @@ def elf_report(data: bytes) -> dict | None:
                 break
             if tag == _DT_SYMBOLIC or (tag == _DT_FLAGS and val & _DF_SYMBOLIC):
                 rep["symbolic"] = True
-    for i in range(e_shnum):
-        sh = struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize)
-        sh_type, sh_offset, sh_size, sh_entsize = sh[1], sh[4], sh[5], sh[9]
+    shdrs = [struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize)
+             for i in range(e_shnum)]
+    prefix = WRAPPER_EXPORTS.rstrip("*").encode()
+    for sh in shdrs:
+        sh_type, sh_offset, sh_size, sh_link, sh_entsize = sh[1], sh[4], sh[5], sh[6], sh[9]
         if sh_type != _SHT_DYNSYM or not sh_entsize:
             continue
+        str_off = shdrs[sh_link][4]
         for k in range(1, sh_size // sh_entsize):
-            st_info, = struct.unpack_from("<B", data, sh_offset + k * sh_entsize + 4)
-            st_shndx, = struct.unpack_from("<H", data, sh_offset + k * sh_entsize + 6)
+            st_name, st_info, _other, st_shndx = struct.unpack_from(
+                "<IBBH", data, sh_offset + k * sh_entsize)
             if st_shndx == 0:  # undefined: imported from elsewhere
                 continue
-            rep["exported_defined"] += 1
-            if st_info >> 4 == _STB_GNU_UNIQUE:
-                rep["unique_defined"] += 1
+            end = data.index(b"\0", str_off + st_name)
+            name = data[str_off + st_name:end]
+            rep["exported"] += 1
+            rep["unique"] += st_info >> 4 == _STB_GNU_UNIQUE
+            rep["cxx_exported"] += name.startswith(b"_Z")
+            rep["libstdcxx_exported"] += name.startswith(_LIBSTDCXX_MARKERS)
+            if not name.startswith(prefix) and len(rep["other_exported"]) < 10:
+                rep["other_exported"].append(name.decode(errors="replace"))
     return rep
 
 
 def elf_is_fixed(data: bytes) -> bool:
-    """True if the shared object binds every symbol it defines to itself."""
+    """True if the wrapper .so exports only its C entry points and binds to itself."""
     rep = elf_report(data)
-    return bool(rep and rep["symbolic"] and rep["unique_defined"] == 0)
+    return bool(rep and rep["symbolic"] and rep["exported"] and not rep["other_exported"])
 
 
 def package_is_fixed(pt2: str | os.PathLike | bytes) -> bool:
@@ -239,3 +298,25 @@ def package_is_fixed(pt2: str | os.PathLike | bytes) -> bool:
     with zipfile.ZipFile(src) as z:
         sos = [n for n in z.namelist() if n.endswith(".so")]
         return bool(sos) and all(elf_is_fixed(z.read(n)) for n in sos)
+
+
+def package_load_risk(pt2: str | os.PathLike | bytes) -> str | None:
+    """Why loading this .pt2 would crash the process, or None if no known risk.
+
+    Flags wrapper libraries that export their own (statically linked)
+    libstdc++, which segfault or throw std::bad_cast on load in a process that
+    also has libstdc++.so.6 (any process with torch).  Packages built with the
+    fix, or with a compiler that links libstdc++.so.6 dynamically, pass.
+    """
+    src = io.BytesIO(pt2) if isinstance(pt2, bytes) else os.fspath(pt2)
+    with zipfile.ZipFile(src) as z:
+        for n in z.namelist():
+            if not n.endswith(".so"):
+                continue
+            rep = elf_report(z.read(n))
+            if rep and rep["libstdcxx_exported"]:
+                return (f"{n} exports {rep['libstdcxx_exported']} symbols of its own statically "
+                        "linked libstdc++ (std::locale/ios_base); loading it next to "
+                        "libstdc++.so.6 crashes (see docs/aoti-cuda-load-crash.md). "
+                        "Rebuild the engine with the AOTInductor link fix.")
+    return None

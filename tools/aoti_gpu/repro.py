@@ -1,29 +1,33 @@
 #!/usr/bin/env python3
-"""Reproduce and test fixes for the AOTInductor .pt2 load-time segfault on CUDA.
+"""Reproduce and test fixes for the AOTInductor .pt2 load-time crash (GPU machine).
 
 One command does everything, each step in its own subprocess (so a segfault is
 seen as a return code, -11, and never ends this script):
 
-    PYTHONUNBUFFERED=1 python3 tools/aoti_gpu/repro.py all --out "$OUT"
+    PYTHONUNBUFFERED=1 python3 tools/aoti_gpu/repro.py all --out "$OUT" \
+        --variants base,fix,exclude,sysgxx,base_cpu,fix_cpu --extra-loads ld_debug
 
- 1. diag:   torch/compiler/libstdc++ facts; which loaded libraries export
-            std::regex template instantiations.
+ 1. diag:   torch / toolchain / libstdc++ facts ($CXX, what it links, which
+            loaded libraries export std::regex instantiations).
  2. build:  the same tiny model (conv+relu+linear, dynamic batch via
             torch.export Dim) with aoti_compile_and_package, once per build
-            variant (baseline, the fix from fix.py, and alternatives), in
-            parallel, each with its own Inductor cache directory.
- 3. inspect: the wrapper .so of each package: NEEDED, FLAGS, exported regex
-            symbols, and the compile/link commands the compiler shim saw.
- 4. load:   each package loaded and run in a subprocess in several ways
-            (aoti_load_package, AOTIModelPackageLoader directly, plus load-time
-            workarounds on the baseline package), compared with eager.
- 5. evidence: LD_DEBUG=scopes,bindings for the baseline and the fixed package
-            (where the wrapper's std::regex symbols get bound), and a native
-            backtrace of the crash with cuda-gdb when available.
+            variant (see VARIANTS: baseline, the fix from fix.py, and
+            alternatives; *_cpu = a CPU package), in parallel, each with its own
+            Inductor cache directory.
+ 3. inspect: the wrapper .so of each package: NEEDED, FLAGS, exported symbols,
+            fix.elf_report(), and the compile/link commands.
+ 4. load:   each package loaded and run in a subprocess, with
+            torch._inductor.aoti_load_package and with
+            torch._C._aoti.AOTIModelPackageLoader(path, "model", False, 1, device_index),
+            batches 3 and 7, compared with eager (max abs error).
+            --extra-loads: ld_debug (LD_DEBUG=scopes,bindings for base and fix:
+            which library each wrapper reference was bound to), gdb (native
+            backtrace of the baseline crash with cuda-gdb/gdb), workarounds
+            (load-time only: LD_PRELOAD of libstdc++, RTLD_DEEPBIND pre-dlopen).
 
 Writes under --out: results.json, summary.txt, diag.txt, inspect.txt,
-evidence.txt and logs.tar.gz (all child logs).  Also runs on CPU
-(--device cpu) for checking the script without a GPU.
+evidence.txt and logs.tar.gz (all child logs).  Runs on CPU too (--device cpu;
+variants "static"/"staticfix" reproduce the crash mechanism with any g++).
 """
 from __future__ import annotations
 
@@ -83,37 +87,52 @@ def make_input(batch, device):
 
 def _variant_configs(name: str, device: str, workdir: str) -> dict:
     """inductor_configs for each build variant (evaluated in the build child)."""
+    name = name.replace("_cpu", "")
     if name == "base":
         return {}
     if name == "fix":  # exactly what the packager passes
         return fix.inductor_compile_options(device)
+    if name == "exclude":  # only the flags applied to every -shared link
+        return {"cpp.cxx": fix.compiler_shim(wrapper_link_flags=())}
+    if name == "vscript":  # only the version script on the wrapper link
+        return {"cpp.cxx": fix.compiler_shim(link_flags=())}
     if name == "bsym":
-        return {"cpp.cxx": fix.compiler_shim(link_flags=["-Wl,-Bsymbolic"], compile_flags=[])}
+        return {"cpp.cxx": fix.compiler_shim(link_flags=["-Wl,-Bsymbolic"], wrapper_link_flags=())}
     if name == "nounique":
-        return {"cpp.cxx": fix.compiler_shim(link_flags=[], compile_flags=["-fno-gnu-unique"])}
-    if name == "vscript":
-        vs = os.path.join(workdir, "exports.map")
-        with open(vs, "w") as f:
-            f.write("{ global: AOTInductor*; local: *; };\n")
-        return {"cpp.cxx": fix.compiler_shim(link_flags=[f"-Wl,--version-script={vs}"], compile_flags=[])}
-    if name == "static":
-        return {"cpp.cxx": fix.compiler_shim(link_flags=["-static-libstdc++", "-static-libgcc"],
-                                             compile_flags=[])}
+        return {"cpp.cxx": fix.compiler_shim(link_flags=(), wrapper_link_flags=(),
+                                             compile_flags=["-fno-gnu-unique"])}
     if name == "hidden":
-        return {"cpp.cxx": fix.compiler_shim(
-            link_flags=[], compile_flags=["-fvisibility=hidden", "-fvisibility-inlines-hidden"])}
+        return {"cpp.cxx": fix.compiler_shim(link_flags=(), wrapper_link_flags=(),
+                                             compile_flags=["-fvisibility=hidden",
+                                                            "-fvisibility-inlines-hidden"])}
+    if name == "static":  # what /opt/gcc/bin/g++ does by default, with any g++
+        return {"cpp.cxx": fix.compiler_shim(link_flags=["-static-libstdc++"], wrapper_link_flags=())}
+    if name == "staticfix":  # the fix on top of a static-libstdc++ link
+        return {"cpp.cxx": fix.compiler_shim(link_flags=fix.LINK_FLAGS + ("-static-libstdc++",))}
+    if name == "sysgxx":  # no fix; the distribution's g++ instead of $CXX
+        return {"cpp.cxx": "/usr/bin/g++"}
     raise ValueError(name)
 
 
 VARIANTS = {
-    "base": "default aoti_compile_and_package (no fix)",
-    "fix": "fix.inductor_compile_options(): -fno-gnu-unique + -Wl,-Bsymbolic",
-    "bsym": "link with -Wl,-Bsymbolic only",
-    "nounique": "compile with -fno-gnu-unique only",
-    "vscript": "link with a version script exporting only AOTInductor*",
-    "static": "link with -static-libstdc++ -static-libgcc (no symbolic binding)",
-    "hidden": "compile with -fvisibility=hidden -fvisibility-inlines-hidden",
+    "base": "default aoti_compile_and_package (no fix; compiler = $CXX or g++)",
+    "fix": "fix.inductor_compile_options(): every .so -Wl,--exclude-libs,ALL -Wl,-Bsymbolic; "
+           "*.wrapper.so also --version-script (export AOTInductor* only)",
+    "exclude": "only -Wl,--exclude-libs,ALL -Wl,-Bsymbolic (no version script)",
+    "vscript": "only the version script on *.wrapper.so",
+    "bsym": "only -Wl,-Bsymbolic",
+    "nounique": "only -fno-gnu-unique",
+    "hidden": "only -fvisibility=hidden -fvisibility-inlines-hidden",
+    "static": "no fix, link -static-libstdc++ (emulates /opt/gcc/bin/g++ with any g++)",
+    "staticfix": "the fix + -static-libstdc++",
+    "sysgxx": "no fix, cpp.cxx=/usr/bin/g++ (ignore $CXX)",
 }
+for _k in list(VARIANTS):
+    VARIANTS[_k + "_cpu"] = VARIANTS[_k] + " [CPU package]"
+
+
+def variant_device(v: str, default: str) -> str:
+    return "cpu" if v.endswith("_cpu") else default
 
 
 def child_build(args) -> int:
@@ -248,6 +267,23 @@ def child_diag(args) -> int:
     p("--- toolchain")
     p(_sh("for c in gcc g++ c++ cc clang++; do printf '%s -> ' $c; command -v $c || echo none; done"))
     p(_sh("g++ --version | head -1; g++ -dumpfullversion; ls /usr/bin/ | grep -E '^(g\\+\\+|gcc|clang)' | tr '\\n' ' '"))
+    p("env:", _sh("env | grep -E '^(CXX|CC|CXXFLAGS|LDFLAGS|CPATH|LIBRARY_PATH|LD_LIBRARY_PATH)=' | sort"))
+    cxx = os.environ.get("CXX", "")
+    if cxx:
+        p(f"$CXX = {cxx}:", _sh(f"ls -la {cxx}; file -L {cxx} 2>/dev/null | cut -c1-200; {cxx} --version | head -1"))
+        p("  first line:", _sh(f"head -c 200 {cxx} | head -1 | grep -a '^#!' || echo '(not a script)'"))
+        p("  configured:", _sh(f"{cxx} -v 2>&1 | grep -o -- '--prefix=[^ ]*\\|--enable-static[^ ]*\\|--with-[a-z-]*libstdc[^ ]*' | tr '\\n' ' '"))
+        p("  specs mentioning static-libstdc++ / lstdc++:",
+          _sh(f"{cxx} -dumpspecs | grep -n 'static-libstdc\\|lstdc' | head -5"))
+        p("  its libstdc++.a / .so:", _sh(f"{cxx} -print-file-name=libstdc++.a; {cxx} -print-file-name=libstdc++.so"))
+    p("--- tiny .so using std::string + std::locale, linked by each compiler:")
+    with open("/tmp/poros_t.cpp", "w") as f:
+        f.write("#include <string>\n#include <locale>\n"
+                "int f(const char* s){ std::locale l; return (int)std::string(s).size(); }\n")
+    for c in dict.fromkeys(filter(None, [cxx, "/usr/bin/g++"])):
+        p(f"  {c}:", _sh(f"{c} -shared -fPIC /tmp/poros_t.cpp -o /tmp/poros_t.so && "
+                         "echo NEEDED: $(readelf -d /tmp/poros_t.so | grep NEEDED | sed 's/.*\\[//;s/\\]//' | tr '\\n' ' ')"
+                         "'| exported std::locale symbols:' $(nm -D --defined-only -C /tmp/poros_t.so | grep -c 'std::locale')"))
     p("g++ libstdc++:", _sh("readlink -f $(g++ -print-file-name=libstdc++.so.6)"))
     p("g++ libstdc++.a:", _sh("g++ -print-file-name=libstdc++.a"))
     maps = open("/proc/self/maps").read()
@@ -325,6 +361,9 @@ def inspect_package(pkg: str, work: str) -> dict:
         info["exported_defined_total"] = int(_sh(f"nm -D --defined-only {so} | wc -l") or 0)
         info["regex_sample"] = _sh(
             f"nm -D --defined-only -C {so} | grep 'std::__detail.*regex\\|regex_traits' | cut -c1-160 | head -8")
+        info["gcc_ident_strings"] = _sh(f"strings -a {so} | grep '^GCC: (' | sort | uniq -c")
+        info["libstdcxx_library_syms_exported"] = int(_sh(
+            f"nm -D --defined-only -C {so} | grep -c 'std::locale::\\|std::codecvt<\\|std::ios_base::'") or 0)
         info["relocs_to_regex_syms"] = int(_sh(
             f"readelf -rW {so} | c++filt | grep -c 'std::__detail.*regex\\|regex_traits'") or 0)
     cpps = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs if f.endswith(".cpp")]
@@ -340,41 +379,43 @@ def inspect_package(pkg: str, work: str) -> dict:
 LD_BIND = re.compile(r"binding file (\S+) \[\d+\] to (\S+) \[\d+\]: (?:normal|protected) symbol `([^']+)'")
 
 
-def summarize_ld_debug(ddir: str, so_name: str) -> str:
+def summarize_ld_debug(ddir: str, so_name: str, defined: set) -> str:
+    """Where the wrapper's symbol references were bound at load time.
+
+    ``defined``: mangled names the wrapper .so itself exports (nm -D --defined-only);
+    a reference to one of them bound to ANOTHER library is an interposition.
+    """
     out = []
     files = [os.path.join(ddir, f) for f in os.listdir(ddir)] if os.path.isdir(ddir) else []
     targets = collections.Counter()
-    foreign_regex = collections.Counter()
-    self_regex = 0
+    interposed = collections.defaultdict(list)
     scope_lines = []
     for fn in files:
         lines = open(fn, errors="replace").read().splitlines()
         for i, l in enumerate(lines):
             if "object=" in l and so_name in l:
                 scope_lines = [l.split(":", 1)[-1].strip()[:200]] + [
-                    x.split(":", 1)[-1].strip()[:3000] for x in lines[i + 1:i + 4] if "scope" in x]
+                    x.split(":", 1)[-1].strip()[:1500] for x in lines[i + 1:i + 4] if "scope" in x]
             m = LD_BIND.search(l)
             if not m or so_name not in m.group(1):
                 continue
-            src, dst, sym = m.groups()
+            _src, dst, sym = m.groups()
             targets[os.path.basename(dst)] += 1
-            dem = sym
-            if "regex" in sym or "_Executor" in sym or "_Compiler" in sym or "_Scanner" in sym:
-                if so_name in dst:
-                    self_regex += 1
-                else:
-                    foreign_regex[(os.path.basename(dst), sym)] += 1
-    out.append(f"ld debug files: {len(files)}; wrapper = *{so_name}")
+            if sym in defined and so_name not in dst:
+                interposed[os.path.basename(dst)].append(sym)
+    out.append(f"ld debug files: {len(files)}; wrapper = *{so_name} (exports {len(defined)} symbols)")
     out.append("wrapper lookup scopes (scope 0 = global, searched first):")
     out.extend("   " + s for s in scope_lines)
-    out.append("bindings of wrapper symbols, by defining library: " + json.dumps(targets.most_common(12)))
-    out.append(f"std::regex symbols bound to the wrapper itself: {self_regex}")
-    out.append(f"std::regex symbols bound to ANOTHER library: {sum(foreign_regex.values())}")
-    if foreign_regex:
-        syms = [s for (_, s) in foreign_regex]
-        dem = _sh("c++filt " + " ".join(f"'{s}'" for s in syms[:12])).splitlines()
-        for (lib, _), d in zip(list(foreign_regex)[:12], dem):
-            out.append(f"   -> {lib}: {d[:220]}")
+    out.append("bindings of the wrapper's references, by defining library: "
+               + json.dumps(targets.most_common(12)))
+    n = sum(len(v) for v in interposed.values())
+    out.append(f"references to symbols the wrapper DEFINES ITSELF that were bound to another library: {n}")
+    for lib, syms in interposed.items():
+        dem = _sh("c++filt " + " ".join(f"'{x}'" for x in syms[:400])).splitlines()
+        out.append(f"  -> {lib}: {len(syms)} symbols, e.g.")
+        key = [d for d in dem if re.search(r"locale|facet|::id\b|collate|ctype|codecvt", d)]
+        for d in (key[:10] + [d for d in dem if d not in key][:4]):
+            out.append(f"       {d[:200]}")
     return "\n".join(out)
 
 
@@ -395,7 +436,7 @@ def main_all(args) -> int:
         summary.append(s)
 
     # 1. diag (in parallel with the builds)
-    variants = args.variants.split(",") if args.variants else list(VARIANTS)
+    variants = args.variants.split(",")
     with cf.ThreadPoolExecutor(len(variants) + 1) as ex:
         fdiag = ex.submit(run_child, ["diag", "--device", dev, "--result", os.path.join(out, "diag.txt")],
                           os.path.join(logs, "diag.log"), 300)
@@ -405,7 +446,8 @@ def main_all(args) -> int:
             os.makedirs(vw, exist_ok=True)
             env = {"TORCHINDUCTOR_CACHE_DIR": os.path.join(vw, "inductor_cache"),
                    "POROS_AOTI_SHIM_LOG": os.path.join(vw, "shim.log")}
-            fb[v] = ex.submit(run_child, ["build", "--variant", v, "--device", dev, "--work", vw,
+            fb[v] = ex.submit(run_child, ["build", "--variant", v, "--device", variant_device(v, dev),
+                                          "--work", vw,
                                           "--pkg", os.path.join(vw, f"{v}.pt2")],
                               os.path.join(logs, f"build_{v}.log"), args.build_timeout, env)
         for v in variants:
@@ -424,6 +466,7 @@ def main_all(args) -> int:
     # 2. inspect packages
     insp_txt = []
     so_names = {}
+    wrapper_defined = {}
     for v in variants:
         pkg = os.path.join(work, v, f"{v}.pt2")
         if not os.path.exists(pkg):
@@ -438,6 +481,9 @@ def main_all(args) -> int:
         results["variants"][v]["inspect"] = info
         if info.get("so"):
             so_names[v] = os.path.basename(info["so"][0])
+            so_path = os.path.join(work, v, "x", info["so"][0])
+            wrapper_defined[v] = set(_sh(
+                f"nm -D --defined-only --format=posix {so_path} | cut -d' ' -f1").split())
         insp_txt.append(f"### {v}: {VARIANTS[v]}\n" + "\n".join(
             f"{k}: {val if not isinstance(val, list) else chr(10).join('   ' + str(x) for x in val)}"
             for k, val in info.items() if k != "members"))
@@ -458,25 +504,25 @@ def main_all(args) -> int:
             continue
         for m in ("load_package", "pkg_loader"):
             jobs.append((v, m, {}, ()))
-    if "base" in so_names:
-        pkg = os.path.join(work, "base", "base.pt2")
+    extras = set(filter(None, args.extra_loads.split(",")))
+    if "base" in so_names and "workarounds" in extras:  # load-time workarounds, no rebuild
         jobs.append(("base", "runner", {}, ()))
         jobs.append(("base", "runner_deepbind", {}, ()))
         libstdcxx = _sh("readlink -f $(g++ -print-file-name=libstdc++.so.6)")
         if os.path.exists(libstdcxx):
             jobs.append(("base", "load_package+LD_PRELOAD", {"LD_PRELOAD": libstdcxx}, ()))
     for v in ("base", "fix"):
-        if v in so_names:
+        if v in so_names and "ld_debug" in extras:
             jobs.append((v, "load_package+LD_DEBUG",
                          {"LD_DEBUG": "scopes,bindings",
                           "LD_DEBUG_OUTPUT": os.path.join(work, f"lddebug_{v}", "ld")}, ()))
             os.makedirs(os.path.join(work, f"lddebug_{v}"), exist_ok=True)
     gdb = shutil.which("cuda-gdb") or shutil.which("gdb")
-    if gdb and "base" in so_names and not args.no_gdb:
+    if gdb and "base" in so_names and "gdb" in extras:
         jobs.insert(0, ("base", "load_package+gdb", {},
-                     (gdb, "-q", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
-                      "-ex", "handle SIGSEGV stop print", "-ex", "run", "-ex", "bt 25",
-                      "-ex", "info symbol $pc", "-ex", "x/3i $pc", "--args")))
+                        (gdb, "-q", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+                         "-ex", "handle SIGSEGV stop print", "-ex", "run", "-ex", "bt 25",
+                         "-ex", "info symbol $pc", "-ex", "x/3i $pc", "--args")))
 
     deadline = t_start + args.budget
 
@@ -489,7 +535,7 @@ def main_all(args) -> int:
         if timeout < 20:
             return {"variant": v, "method": m, "rc": "skipped", "s": 0, "ok": False,
                     "max_abs_err": None, "err_by_batch": None, "log_tail": "skipped: out of time"}
-        rc, dt = run_child(["load", "--method", meth, "--device", dev, "--result", resf,
+        rc, dt = run_child(["load", "--method", meth, "--device", variant_device(v, dev), "--result", resf,
                             "--pkg", os.path.join(work, v, f"{v}.pt2")],
                            os.path.join(logs, f"load_{tag}.log"), timeout, env, prefix)
         r = json.load(open(resf)) if os.path.exists(resf) else {}
@@ -509,7 +555,8 @@ def main_all(args) -> int:
     for v in ("base", "fix"):
         if v in so_names:
             ev.append(f"===== LD_DEBUG=scopes,bindings while loading the '{v}' package")
-            ev.append(summarize_ld_debug(os.path.join(work, f"lddebug_{v}"), so_names[v]))
+            ev.append(summarize_ld_debug(os.path.join(work, f"lddebug_{v}"), so_names[v],
+                                         wrapper_defined.get(v, set())))
     gl = os.path.join(logs, "load_base_load_package_gdb.log")
     if os.path.exists(gl):
         txt = open(gl, errors="replace").read().splitlines()
@@ -552,12 +599,13 @@ def main(argv=None) -> int:
     a = sub.add_parser("all")
     a.add_argument("--out", default=os.environ.get("OUT", "out"))
     a.add_argument("--device", default="cuda")
-    a.add_argument("--variants", default="")
+    a.add_argument("--variants", default="base,fix,exclude,sysgxx,base_cpu,fix_cpu")
+    a.add_argument("--extra-loads", default="ld_debug",
+                   help="comma list of: ld_debug, gdb, workarounds")
     a.add_argument("--jobs", type=int, default=6)
     a.add_argument("--build-timeout", type=int, default=330)
     a.add_argument("--load-timeout", type=int, default=150)
     a.add_argument("--gdb-timeout", type=int, default=200)
-    a.add_argument("--no-gdb", action="store_true")
     a.add_argument("--budget", type=int, default=530, help="seconds for the whole run")
     b = sub.add_parser("build")
     for k in ("--variant", "--pkg", "--work"):
