@@ -233,9 +233,42 @@ def _ir_type(ts_type: torch._C.Type) -> IRType | None:
     return None
 
 
+_TORCH_DIR = os.path.dirname(torch.__file__)
+
+
 def _source_location(ts_node: torch._C.Node) -> str:
-    match = re.search(r'File "([^"]+)", line (\d+)', ts_node.sourceRange())
-    return f"{match.group(1)}:{match.group(2)}" if match else ""
+    """``file:line`` of the code that made ``ts_node``; "" where TorchScript kept none.
+
+    A traced node carries the Python stack of the trace (``m.py(12): forward``, innermost first),
+    where the first frame outside torch's own code is the user's line; a scripted node carries
+    a source range (``File "m.py", line 12``). After a save and load, both are followed by a range
+    in the serialized code (``Serialized File "code/__torch__/m.py"``), the last resort."""
+    text = ts_node.sourceRange()
+    frames = re.findall(r"^(.+)\((\d+)\): \S+$", text, flags=re.MULTILINE)
+    if frames:
+        user_frames = [frame for frame in frames if not frame[0].startswith(_TORCH_DIR)]
+        file, line = (user_frames or frames)[0]
+        return f"{file}:{line}"
+    ranges = re.findall(r'(Serialized\s+)?File "([^"]+)", line (\d+)', text)
+    original = [(file, line) for serialized, file, line in ranges if not serialized]
+    if original or ranges:
+        file, line = (original or [(file, line) for _, file, line in ranges])[0]
+        return f"{file}:{line}"
+    return ""
+
+
+def _where(ts_node: torch._C.Node) -> str:
+    """``at m.py:12``; for a node without a location, ``near`` that of a dataflow neighbour."""
+    location = _source_location(ts_node)
+    if location:
+        return f"at {location}"
+    neighbours = [use.user for value in ts_node.outputs() for use in value.uses()]
+    neighbours += [value.node() for value in ts_node.inputs()]
+    for neighbour in neighbours:
+        location = _source_location(neighbour)
+        if location:
+            return f"near {location}"
+    return "at an unknown source location"
 
 
 def _schema(ts_node: torch._C.Node) -> torch._C.FunctionSchema | None:
@@ -311,8 +344,7 @@ def _unsupported_constructs(block: torch._C.Block) -> list[str]:
     for ts_node in block.nodes():
         reason = _unsupported_reason(ts_node)
         if reason is not None:
-            where = _source_location(ts_node) or "an unknown source location"
-            problems.append(f"{ts_node.kind()} at {where}: {reason}")
+            problems.append(f"{ts_node.kind()} {_where(ts_node)}: {reason}")
         for inner in ts_node.blocks():
             problems.extend(_unsupported_constructs(inner))
     return problems

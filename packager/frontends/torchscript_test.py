@@ -6,7 +6,7 @@ Numbers: ``run_graph`` executes the same aten kernels as TorchScript, so fp32 re
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import pytest
 import torch
@@ -15,10 +15,12 @@ import torch.nn.functional as F
 
 from packager.errors import FrontendError, UnsupportedOpError, UsageError
 from packager.frontends import import_torchscript
-from packager.ir import Graph, ListType, OptionalType, ScalarType, SymDim, TensorType, TupleType, run_graph, verify
+from packager.ir import Graph, ScalarType, SymDim, TensorType, TupleType, run_graph, verify
 from packager.spec import parse_input_spec
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 
 
 def _save(module: torch.jit.ScriptModule, tmp_path: Path, name: str) -> Path:
@@ -56,10 +58,39 @@ def _dims(value_type) -> list:
     return [d.expr if isinstance(d, SymDim) else d for d in value_type.shape]
 
 
+def _flatten(value) -> list:
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in _flatten(item)]
+    return [value]
+
+
+def _flatten_types(value_type) -> list:
+    if isinstance(value_type, TupleType):
+        return [leaf for element in value_type.elements for leaf in _flatten_types(element)]
+    return [value_type]
+
+
 def _assert_matches(graph: Graph, module, inputs) -> None:
+    """Same numbers as the TorchScript module, and every output dim expression evaluates, with
+    the input sizes for the symbols, to the size the output really has."""
     with torch.no_grad():
         expected = module(*inputs)
-    torch.testing.assert_close(run_graph(graph, inputs), expected, **TOLERANCE)
+    actual = run_graph(graph, inputs)
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    sizes = {}
+    for value, tensor in zip(graph.inputs, inputs):
+        for dim, size in zip(value.type.shape, tensor.shape):
+            if isinstance(dim, SymDim):
+                sizes[dim.expr] = size
+    for value_type, tensor in zip(_flatten_types(graph.outputs[0].type), _flatten(actual), strict=True):
+        assert value_type.dtype == str(tensor.dtype).removeprefix("torch.")
+        for dim, size in zip(value_type.shape, tensor.shape, strict=True):
+            if isinstance(dim, int):
+                assert dim == size
+            elif not dim.expr.startswith("u"):
+                assert eval(dim.expr, {"max": max, "min": min}, dict(sizes)) == size, (dim, sizes)
+                assert dim.min is None or dim.min <= size
+                assert dim.max is None or size <= dim.max
 
 
 # ----------------------------------------------------------------------- (a) scripted control flow
@@ -94,7 +125,7 @@ def test_scripted_if_on_tensor_value_and_loop_over_dynamic_range(tmp_path):
     assert len(branch.blocks) == 2
     # One branch keeps 2*s1 rows, the other drops one: the join is a data-dependent size.
     assert _dims(branch.blocks[0].returns[0].type) == ["s0", "2*s1", 8]
-    assert _dims(branch.blocks[1].returns[0].type) == ["s0", "2*s1 - 1", 8]
+    assert _dims(branch.blocks[1].returns[0].type) == ["s0", "(-1) + 2*s1", 8]
     joined = _dims(branch.outputs[0].type)
     assert joined[0] == "s0" and joined[1].startswith("u") and joined[2] == 8
     # The condition is read from tensor data: its node says so and keeps its declared type.
@@ -130,9 +161,9 @@ def test_scripted_shape_arithmetic_gives_expressions(tmp_path):
     assert _dims(flat) == ["s0", "3*s1"]
     assert flat.shape[1] == SymDim("3*s1", 6, 30)  # bounds follow from the declared ranges
     assert _dims(scaled) == ["s0", 1]
-    assert zeros == TensorType("float64", (SymDim("((s1)//2)", 1, 5),)) or _dims(zeros) == ["(s1//2)"]
-    halves = [n for n in _nodes(graph, "aten::floordiv")]
-    assert halves and halves[0].output.type == ScalarType("int", str(zeros.shape[0].expr))
+    assert zeros == TensorType("float64", (SymDim("s1 // 2", 1, 5),))
+    (half,) = _nodes(graph, "aten::floordiv")
+    assert half.output.type == ScalarType("int", "s1 // 2")
     # torch.float64 is an int constant in TorchScript; the IR holds the dtype itself.
     dtypes = [n.attrs["value"] for n in _nodes(graph, "prim::Constant") if isinstance(n.attrs["value"], torch.dtype)]
     assert torch.float64 in dtypes
@@ -168,9 +199,12 @@ def test_traced_transformer_with_dynamic_batch_and_sequence(tmp_path):
     # Sizes that went through 0-dim tensors come back as expressions.
     int_symbols = {node.output.type.symbol for node in _nodes(graph, "aten::Int")}
     assert {"2*s0", "s0*s1"} <= int_symbols
-    reshaped = [n.output.type for n in _nodes(graph, "aten::reshape")]
-    assert reshaped and _dims(reshaped[0]) == ["s0*s1", 16]
-    assert not graph.meta["shape_guards"]
+    # The attention output is flattened to (batch * length, embed) with the product as its size.
+    assert any(_dims(value.type) == ["s0*s1", 16] for node in graph.walk() for value in node.outputs
+               if isinstance(value.type, TensorType))
+    # Which assumptions torch's shape rules record differs across versions; none pins a size
+    # (that would have failed the import), and each names the node that made it.
+    assert all(guard["node"] and not guard["conditional"] for guard in graph.meta["shape_guards"])
     for batch, length in [(1, 1), (2, 5), (4, 16), (3, 7)]:
         _assert_matches(graph, module, [torch.randint(0, 50, (batch, length))])
 
@@ -204,12 +238,16 @@ def test_traced_cnn_with_batchnorm_and_residual(tmp_path):
     _check_types(graph)
     # Freezing must not fold conv+bn (our lowering does): both batch norms are still there.
     assert len(_nodes(graph, "aten::batch_norm")) == 2
-    assert len(_nodes(graph, "aten::conv2d")) == 3
+    convolutions = _nodes(graph, "aten::_convolution")  # what a trace records for nn.Conv2d
+    assert len(convolutions) == 3
     (residual,) = [n for n in _nodes(graph, "aten::add") if n.overload == "Tensor"]
     assert _dims(residual.output.type) == ["s0", 8, "s1", 16]
-    (down,) = [n for n in _nodes(graph, "aten::conv2d") if n.inputs[1].type.shape[0] == 16]
-    assert _dims(down.output.type) == ["s0", 16, "(((s1 - 1)//2)) + 1", 8] or _dims(down.output.type)[2] != "s1"
-    assert down.output.type.shape[2].min == 8 and down.output.type.shape[2].max == 16
+    # A traced node's location is the user's line in the trace's Python stack.
+    residual_line = ResidualCNN.forward.__code__.co_firstlineno + 2
+    assert residual.meta["source"].endswith(f"torchscript_test.py:{residual_line}")
+    strided = convolutions[-1].output.type
+    assert _dims(strided)[:2] == ["s0", 16] and _dims(strided)[3] == 8
+    assert (strided.shape[2].min, strided.shape[2].max) == (8, 16)  # ceil(15/2) .. ceil(32/2)
     assert _dims(graph.outputs[0].type) == ["s0", 10]
     assert all(isinstance(n.attrs["value"], torch.Tensor) for n in _nodes(graph, "prim::Constant")
                if isinstance(n.output.type, TensorType))
@@ -219,7 +257,7 @@ def test_traced_cnn_with_batchnorm_and_residual(tmp_path):
 
 def test_wrong_input_shape_is_reported_at_the_node(tmp_path):
     module = torch.jit.trace(ResidualCNN().eval(), torch.randn(2, 3, 16, 16))
-    with pytest.raises(FrontendError, match=r"shape inference failed at aten::conv2d.*\[1..4x4x16x16:float32\].*--input"):
+    with pytest.raises(FrontendError, match=r"shape inference failed at aten::_convolution at .*\[1..4x4x16x16:float32\].*--input"):
         import_torchscript(module, _specs("1..4x4x16x16"))
 
 
@@ -240,16 +278,18 @@ def test_two_inputs_returning_a_tuple(tmp_path):
     _check_types(graph)
     assert graph.name == "pair"
     assert graph.meta["input_names"] == ["a", "b"]
-    assert [_dims(v.type) for v in graph.inputs] == [["s0", 4], ["s1", 6]]
+    assert list(graph.meta["symbols"]) == ["s0", "s1"]
+    # cat needs equal batch sizes: torch unifies the two symbols, records why, and every type
+    # (the inputs' too) then uses the one that remains.
+    (guard,) = graph.meta["shape_guards"]
+    assert guard["guard"] in ("s1 == s0", "s0 == s1") and guard["node"] == "aten::cat"
+    assert guard["source"].endswith(f"torchscript_test.py:{TwoInputs.forward.__code__.co_firstlineno + 1}")
+    batch = _dims(graph.inputs[0].type)[0]
+    assert batch in ("s0", "s1")
+    assert [_dims(v.type) for v in graph.inputs] == [[batch, 4], [batch, 6]]
     output = graph.outputs[0].type
-    assert isinstance(output, TupleType) and len(output.elements) == 2
-    # cat needs equal batch sizes: torch records that the two symbols are one.
-    batch = _dims(output.elements[0])[0]
-    assert batch in ("s0", "s1") and _dims(output.elements[0])[1] == 12
-    assert _dims(output.elements[1]) == [batch, 1]
-    guards = [g["guard"] for g in graph.meta["shape_guards"]]
-    assert any("s0" in g and "s1" in g for g in guards), guards
-    assert any(g["node"] == "aten::cat" for g in graph.meta["shape_guards"])
+    assert isinstance(output, TupleType)
+    assert [_dims(t) for t in output.elements] == [[batch, 12], [batch, 1]]
     for rows in (1, 3, 8):
         _assert_matches(graph, module, [torch.randn(rows, 4), torch.randn(rows, 6)])
 
@@ -274,6 +314,45 @@ def test_rfft_in_the_middle(tmp_path):
     assert _dims(graph.outputs[0].type) == ["s0", "s1", 8] and graph.outputs[0].type.dtype == "float32"
     for shape in [(1, 2, 32), (4, 8, 32), (3, 5, 32)]:
         _assert_matches(graph, module, [torch.randn(shape)])
+
+
+# ------------------------------------------------------------------ lists, loops, pinned sizes
+class ListsAndLoops(nn.Module):
+    def forward(self, x):
+        pieces: List[torch.Tensor] = []
+        for i in range(x.size(1)):  # a static dim: a concrete trip count, run exactly
+            pieces.append(x[:, i] * float(i))
+        grown: List[torch.Tensor] = []
+        for j in range(x.size(0)):  # a dynamic trip count: the list's length is unknown
+            grown.append(x[j])
+        if x.size(0) == 1:  # taken for one exact size only
+            single = x[0]
+        else:
+            single = x.sum(0)
+        y = x.clone()
+        y.unsqueeze_(0)  # changes the fake tensor in place; x.clone()'s type must not follow
+        return torch.stack(pieces, 1), torch.stack(grown), single, y
+
+
+def test_lists_loops_and_size_pinning_branches(tmp_path):
+    module = torch.jit.script(ListsAndLoops())
+    graph = import_torchscript(_save(module, tmp_path, "lists"), _specs("1..3..6x3"))
+    stacks = _nodes(graph, "aten::stack")
+    assert _dims(stacks[0].output.type) == ["s0", 3]  # three appends, known exactly
+    assert stacks[1].output.type == TensorType()  # grown a run-time number of times
+    assert "only known at run time" in stacks[1].meta["type_fallback"]
+    pinned = [n for n in _nodes(graph, "prim::If") if n.output.type == TensorType()]
+    assert len(pinned) == 1  # the join of an un-inferred branch keeps the declared type
+    (pinned_select,) = [n for n in pinned[0].blocks[0].nodes if n.op == "aten::select"]
+    assert "taken only when s0 == 1" in pinned_select.meta["type_fallback"]
+    assert not graph.meta["shape_guards"]  # nothing pinned s0
+    (clone,) = _nodes(graph, "aten::clone")
+    (unsqueeze,) = _nodes(graph, "aten::unsqueeze_")
+    assert _dims(clone.output.type) == ["s0", 3] and _dims(unsqueeze.output.type) == [1, "s0", 3]
+    for rows in (1, 3, 6):
+        with torch.no_grad():
+            expected = module(torch.ones(rows, 3))
+        torch.testing.assert_close(run_graph(graph, [torch.ones(rows, 3)]), expected, **TOLERANCE)
 
 
 # ------------------------------------------------------------------------------ conventions
@@ -365,7 +444,7 @@ class ReturnsDict(nn.Module):
 
 def test_dict_is_refused(tmp_path):
     path = _save(torch.jit.script(ReturnsDict()), tmp_path, "dict")
-    with pytest.raises(UnsupportedOpError, match=r"prim::DictConstruct at .*torchscript_test\.py:\d+: uses a value of type Dict\(str, Tensor\)"):
+    with pytest.raises(UnsupportedOpError, match=r"prim::DictConstruct (at|near) .*torchscript_test\.py:\d+: uses a value of type Dict\[str, Tensor\]"):
         import_torchscript(path, _specs("2x3"))
 
 
@@ -377,7 +456,7 @@ class BakedBatch(nn.Module):
 def test_specialized_dynamic_dim_is_an_error():
     with pytest.warns(torch.jit.TracerWarning):
         module = torch.jit.trace(BakedBatch(), torch.randn(2, 3, 4))
-    with pytest.raises(FrontendError, match=r"input 'x' dim 0 \(declared 1\.\.8\) is dynamic \(s0\), but aten::reshape at .* only works when it is 2"):
+    with pytest.raises(FrontendError, match=r"input 'x' dim 0 \(declared 1\.\.2\.\.8\) is dynamic \(s0\), but aten::reshape at .* only works when it is 2"):
         import_torchscript(module, _specs("1..2..8x3x4"))
     graph = import_torchscript(module, _specs("2x3x4"))  # static: fine
     _assert_matches(graph, module, [torch.randn(2, 3, 4)])

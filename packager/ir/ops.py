@@ -81,6 +81,13 @@ PYTHON_BUILTINS: dict[str, Callable[..., Any]] = {
     "aten::append": lambda items, item: items.append(item) or items,
     "aten::extend": lambda items, more: items.extend(more),
     "aten::add.t": operator.add,
+    "aten::slice.t": lambda items, start=None, end=None, step=1: items[start:end:step],
+    "aten::insert.t": lambda items, index, item: items.insert(index, item),
+    "aten::_set_item.t": lambda items, index, item: items.__setitem__(index, item) or items,
+    "aten::pop.t": lambda items, index=-1: items.pop(index),
+    "aten::clear.t": lambda items: items.clear(),
+    "aten::reverse.t": lambda items: items.reverse(),
+    "aten::copy.t": lambda items: list(items),
     "aten::mul.left_t": operator.mul,
     "aten::eq.int_list": operator.eq,
 }
