@@ -1,21 +1,28 @@
-"""Link AOTInductor wrapper libraries with ``-Wl,-Bsymbolic`` so they load on CUDA hosts.
+"""Link AOTInductor wrapper libraries so they load next to libtorch on every host.
 
-The problem (torch 2.11+cu130 on the H100/H200 machine; investigation in tools/aoti_gpu/): a
-package compiles, but loading it crashes inside the generated wrapper ``.so``, in ``std::regex``
-code reached from ``torch::aot_inductor::parse_device_str``.  The wrapper is built by the host
-``g++`` and carries its own weak, default-visibility instantiations of the ``std::regex``
-templates; without ``-Bsymbolic`` its calls to them go through the PLT and the dynamic linker
-binds them to the first definition in the global scope.  ``import torch`` loads the CUDA
-libraries ``RTLD_GLOBAL``, and one of them exports instantiations of the same templates built
-with another object layout, so the wrapper runs foreign code on its own objects -> SIGSEGV.
-CPU-only torch has no such library in the global scope, which is why CPU packages load.
+The problem (evidence in docs/aoti-cuda-load-crash.md; fix developed in tools/aoti_gpu/fix.py,
+which the packager must not import, so its idea is vendored here): on the GPU machine a package
+compiles, but loading it (CPU and CUDA packages alike) crashes inside the generated wrapper
+``.so``, in ``std::regex`` code reached from ``torch::aot_inductor::parse_device_str``.  There
+``$CXX`` (``/opt/gcc/bin/g++``) links libstdc++ *statically*, and a static archive linked into a
+shared object is exported by default: the wrapper carries and exports its own libstdc++.  At
+load time the dynamic linker binds part of it (the locale facet ids, ``STB_GNU_UNIQUE`` data) to
+the ``libstdc++.so.6`` libtorch already loaded, so the wrapper's locale code indexes its facets
+with another library's ids and ``use_facet`` returns the wrong object -> SIGSEGV.
+``-Wl,-Bsymbolic`` alone does not help.
 
-The fix (the same as tools/aoti_gpu/fix.py, which the packager must not import): link the
-wrapper ``-Bsymbolic`` so it binds to its own definitions.  Inductor has no setting for link
-flags but lets us choose the C++ compiler (``cpp.cxx``), so we point it at a small generated
-shell shim that runs the real compiler and appends the flag when linking a shared object.  The
-shim's name contains ``g++`` / ``clang++`` because Inductor picks compiler flags by name.  It
-changes only how the artifact is linked: the package needs nothing special at load time.
+The fix, at build time only: link every shared object Inductor makes with
+``-Wl,--exclude-libs,ALL -Wl,-Bsymbolic`` (symbols from static archives are not exported; the
+library binds its references to its own definitions), and the wrapper ``*.wrapper.so`` with a
+version script exporting only the ``AOTInductor*`` C entry points that libtorch's loader looks
+up.  A static libstdc++ then stays private to the wrapper, which talks to libtorch only through
+the AOTI C ABI; a compiler that links libstdc++ dynamically works as before.  Inductor has no
+setting for link flags but lets us choose the compiler (``cpp.cxx``), so we point it at a small
+generated shell shim that runs the real compiler and appends the flags when linking.  Its name
+contains ``g++`` / ``clang++`` because Inductor picks compiler flags by name.
+:func:`package_link_problems` checks the result, so a torch that renames the wrapper (the
+version script keys on ``*.wrapper.so``, true for torch 2.11 and 2.13) fails the build instead
+of shipping a crash.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ import hashlib
 import io
 import os
 import shutil
-import stat
 import struct
 import sys
 import tempfile
@@ -32,16 +38,27 @@ import zipfile
 
 from packager.errors import BackendError
 
-__all__ = ["LINK_FLAGS", "link_fix_configs", "package_links_symbolic"]
+__all__ = ["LINK_FLAGS", "WRAPPER_EXPORTS", "link_fix_configs", "package_link_problems"]
 
-LINK_FLAGS = ("-Wl,-Bsymbolic",)
+# Appended to every link of a shared object (a command with -shared).
+LINK_FLAGS = ("-Wl,--exclude-libs,ALL", "-Wl,-Bsymbolic")
+# The only symbols a wrapper library exports (version-script glob): libtorch's loader dlsyms them.
+WRAPPER_EXPORTS = "AOTInductor*"
+# Inductor's name for the wrapper library; only that link gets the version script, since other
+# libraries it builds (ISA probes, autotuning kernels loaded with ctypes) keep their exports.
+WRAPPER_SUFFIX = ".wrapper.so"
 
 _SHIM = """#!/bin/sh
 # poros-pack AOTInductor compiler shim (packager/backends/_aoti_link.py).
-# Runs {real} and, when linking a shared object, appends: {flags}
+# Runs {real}; linking a shared object appends {link_flags};
+# linking *{suffix} also appends {wrapper_flags}
 REAL={real_quoted}
+out=; previous=
+for argument in "$@"; do [ "$previous" = "-o" ] && out=$argument; previous=$argument; done
 case " $* " in
-  *" -shared "*) set -- "$@"{flag_args} ;;
+  *" -shared "*)
+    set -- "$@"{link_args}
+    case "$out" in *{suffix}) set -- "$@"{wrapper_args} ;; esac ;;
 esac
 exec "$REAL" "$@"
 """
@@ -65,43 +82,54 @@ def _shim_directory() -> str:
     return directory
 
 
-def _compiler_shim(real_compiler: str) -> str:
-    """Write the shim once (its name is a hash of its content, so the Inductor cache key is
-    stable across builds) and return its path."""
-    real = shutil.which(real_compiler)
-    if real is None:
-        raise BackendError(
-            f"the C++ compiler {real_compiler!r} that AOTInductor needs is not on PATH; install g++ "
-            "(or set $CXX) on the build machine"
-        )
-    text = _SHIM.format(
-        real=real,
-        real_quoted=_quote(real),
-        flags=" ".join(LINK_FLAGS),
-        flag_args="".join(" " + _quote(flag) for flag in LINK_FLAGS),
-    )
-    family = "clang++" if "clang" in os.path.basename(real) else "g++"
+def _write_once(name_prefix: str, suffix: str, text: str, mode: int) -> str:
+    """Write ``text`` to a file named by its hash (so the path, and with it Inductor's cache
+    key, is stable across builds), atomically; return the path."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    path = os.path.join(_shim_directory(), f"poros-{digest}-{family}")
+    path = os.path.join(_shim_directory(), f"{name_prefix}{digest}{suffix}")
     try:
         with open(path) as existing:
-            if existing.read() == text:
+            if existing.read() == text and os.stat(path).st_mode & 0o777 == mode:
                 return path
     except OSError:
         pass
     descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path))
     with os.fdopen(descriptor, "w") as file:
         file.write(text)
-    os.chmod(temporary, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    os.chmod(temporary, mode)
     os.replace(temporary, path)
     return path
+
+
+def _compiler_shim(real_compiler: str) -> str:
+    real = shutil.which(real_compiler)
+    if real is None:
+        raise BackendError(
+            f"the C++ compiler {real_compiler!r} that AOTInductor needs is not on PATH; install g++ "
+            "(or set $CXX) on the build machine"
+        )
+    real = os.path.abspath(real)
+    version_script = _write_once("poros-", ".map", "{ global: %s; local: *; };\n" % WRAPPER_EXPORTS, 0o644)
+    wrapper_flags = (f"-Wl,--version-script={version_script}",)
+    text = _SHIM.format(
+        real=real,
+        real_quoted=_quote(real),
+        suffix=WRAPPER_SUFFIX,
+        link_flags=" ".join(LINK_FLAGS),
+        wrapper_flags=" ".join(wrapper_flags),
+        link_args="".join(" " + _quote(flag) for flag in LINK_FLAGS),
+        wrapper_args="".join(" " + _quote(flag) for flag in wrapper_flags),
+    )
+    family = "clang++" if "clang" in os.path.basename(real) else "g++"
+    return _write_once("poros-", f"-{family}", text, 0o755)
 
 
 def link_fix_configs(configured_compiler: object) -> dict[str, str]:
     """``inductor_configs`` entries that route Inductor's compiler through the shim.
 
-    ``configured_compiler`` is Inductor's current ``cpp.cxx`` (a path, or its default tuple of
-    candidates); a string is kept as the real compiler.  Linux only: elsewhere, ``{}``.
+    ``configured_compiler`` is Inductor's current ``cpp.cxx``: a string is kept as the real
+    compiler; its default (a tuple of candidates) means ``$CXX``, else ``g++``, as Inductor
+    itself would choose.  Linux only: elsewhere, ``{}``.
     """
     if sys.platform != "linux":
         return {}
@@ -109,33 +137,72 @@ def link_fix_configs(configured_compiler: object) -> dict[str, str]:
     return {"cpp.cxx": _compiler_shim(real)}
 
 
-# ELF dynamic-section tags: DT_NULL, DT_SYMBOLIC, DT_FLAGS (with DF_SYMBOLIC).
-_DT_NULL, _DT_SYMBOLIC, _DT_FLAGS, _DF_SYMBOLIC, _PT_DYNAMIC = 0, 16, 30, 0x2, 2
+# ELF constants: PT_DYNAMIC, SHT_DYNSYM, dynamic tags DT_NULL / DT_SYMBOLIC / DT_FLAGS, DF_SYMBOLIC.
+_PT_DYNAMIC, _SHT_DYNSYM = 2, 11
+_DT_NULL, _DT_SYMBOLIC, _DT_FLAGS, _DF_SYMBOLIC = 0, 16, 30, 0x2
 
 
-def _elf_links_symbolic(data: bytes) -> bool | None:
-    """Whether a 64-bit little-endian ELF shared object was linked -Bsymbolic (None: not one)."""
+def _elf_exports(data: bytes) -> tuple[bool, list[str]] | None:
+    """(linked -Bsymbolic, names of the defined dynamic symbols) of a 64-bit little-endian ELF
+    shared object; None if ``data`` is not one."""
     if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return None
-    (program_header_offset,) = struct.unpack_from("<Q", data, 0x20)
-    entry_size, entry_count = struct.unpack_from("<HH", data, 0x36)
-    for index in range(entry_count):
-        offset = program_header_offset + index * entry_size
-        kind, _flags, segment_offset, _vaddr, _paddr, segment_size = struct.unpack_from("<IIQQQQ", data, offset)
+    program_headers, section_headers = struct.unpack_from("<QQ", data, 0x20)
+    program_entry, program_count, section_entry, section_count = struct.unpack_from("<HHHH", data, 0x36)
+    symbolic = False
+    for index in range(program_count):
+        kind, _flags, offset, _vaddr, _paddr, size = struct.unpack_from(
+            "<IIQQQQ", data, program_headers + index * program_entry
+        )
         if kind != _PT_DYNAMIC:
             continue
-        for entry in range(segment_size // 16):
-            tag, value = struct.unpack_from("<qQ", data, segment_offset + 16 * entry)
+        for entry in range(size // 16):
+            tag, value = struct.unpack_from("<qQ", data, offset + 16 * entry)
             if tag == _DT_NULL:
                 break
-            if tag == _DT_SYMBOLIC or (tag == _DT_FLAGS and value & _DF_SYMBOLIC):
-                return True
-        return False
-    return None
+            symbolic = symbolic or tag == _DT_SYMBOLIC or (tag == _DT_FLAGS and bool(value & _DF_SYMBOLIC))
+    sections = [
+        struct.unpack_from("<IIQQQQIIQQ", data, section_headers + index * section_entry)
+        for index in range(section_count)
+    ]
+    exported: list[str] = []
+    for section in sections:
+        kind, offset, size, link, entry_size = section[1], section[4], section[5], section[6], section[9]
+        if kind != _SHT_DYNSYM or not entry_size:
+            continue
+        strings = sections[link][4]
+        for index in range(1, size // entry_size):
+            name_offset, _info, _other, section_index = struct.unpack_from("<IBBH", data, offset + index * entry_size)
+            if section_index == 0:  # undefined: imported from another library
+                continue
+            end = data.index(b"\0", strings + name_offset)
+            exported.append(data[strings + name_offset:end].decode(errors="replace"))
+    return symbolic, exported
 
 
-def package_links_symbolic(payload: bytes) -> bool:
-    """True if every shared object in the .pt2 package ``payload`` was linked -Bsymbolic."""
+def package_link_problems(payload: bytes) -> list[str]:
+    """Why the libraries in the .pt2 package ``payload`` may crash when loaded next to libtorch
+    (empty when every one binds to itself and exports only the ``AOTInductor*`` entry points)."""
+    prefix = WRAPPER_EXPORTS.rstrip("*")
+    problems: list[str] = []
     with zipfile.ZipFile(io.BytesIO(payload)) as package:
         libraries = [name for name in package.namelist() if name.endswith(".so")]
-        return bool(libraries) and all(_elf_links_symbolic(package.read(name)) for name in libraries)
+        for name in libraries:
+            info = _elf_exports(package.read(name))
+            if info is None:
+                problems.append(f"{name} is not a 64-bit ELF shared object")
+                continue
+            symbolic, exported = info
+            if not symbolic:
+                problems.append(f"{name} is not linked -Bsymbolic")
+            foreign = [symbol for symbol in exported if not symbol.startswith(prefix)]
+            if foreign:
+                problems.append(
+                    f"{name} exports {len(foreign)} symbols besides {WRAPPER_EXPORTS} (e.g. "
+                    f"{', '.join(foreign[:3])}); a statically linked libstdc++ must stay private"
+                )
+            elif not exported:
+                problems.append(f"{name} exports no {WRAPPER_EXPORTS} entry point")
+    if not libraries:
+        problems.append("the package holds no shared library")
+    return problems

@@ -7,8 +7,11 @@ Dynamic shapes: example inputs are built from the segment's boundary types.  A s
 uses its symbol's ``opt`` size from ``segment.meta["symbols"]`` (see ``_symbols``), raised to 2
 when ``opt`` is 1 because ``torch.export`` specializes a dim whose example size is 0 or 1.
 Every plain symbol becomes one ``torch.export.Dim`` with the symbol's min/max, shared by all
-inputs that use it; a derived dim (``"2*s0"``) becomes ``Dim.DYNAMIC`` and export infers its
-relation to the others.  A range with ``min=1`` is kept as is: the package accepts size 1.
+inputs that use it; a linear expression (``"2*s0"``, ``"s0+1"``) becomes the derived Dim
+``2*s0`` that export checks; any other expression (``"s0*s1"``) becomes ``Dim.AUTO`` and export
+infers it.  After export every such dim must still be symbolic, else a BackendError says which
+one was fixed.  A range with ``min=1`` is kept as is: the package accepts size 1.  AOTInductor
+checks only lower bounds at run time; the runtime checks inputs against the recorded signature.
 
 Precision: ``fp32`` compiles the model as it is.  ``fp16`` / ``bf16`` cast floating inputs and
 floating tensor constants to the low precision inside the engine, compute, and cast floating
@@ -52,11 +55,9 @@ class InductorBackend(CompilingBackend):
 
         torch_device = _check_device(torch, segment, device)
         ranges = symbol_ranges(segment)
-        compute_dtype = _COMPUTE_DTYPES[precision]
+        compute_dtype = getattr(torch, _COMPUTE_DTYPES[precision]) if _COMPUTE_DTYPES[precision] else None
         started = time.perf_counter()
-        fx_segment = build_fx_module(
-            segment, device=torch_device, compute_dtype=None if compute_dtype is None else getattr(torch, compute_dtype)
-        )
+        fx_segment = build_fx_module(segment, device=torch_device, compute_dtype=compute_dtype)
         example_inputs, dynamic_shapes = _example_inputs(torch, segment, ranges, torch_device)
         try:
             exported = torch.export.export(
@@ -75,7 +76,7 @@ class InductorBackend(CompilingBackend):
             raise _compile_error(segment, "AOTInductor", error, fx_segment.ir_node_of) from error
         payload = package_path.read_bytes()
         compile_seconds = time.perf_counter() - started
-        _check_link_fix(segment, torch_device.type, payload)
+        _check_link_fix(segment, payload)
         return EngineVariant(
             backend=self.name,
             payload=payload,
@@ -95,9 +96,10 @@ class InductorBackend(CompilingBackend):
 def _inductor_configs(device: str) -> dict[str, Any]:
     """``inductor_configs`` for every AOTInductor build of ``device`` ("cpu" / "cuda").
 
-    The compiler shim links wrapper libraries -Bsymbolic (see ``_aoti_link``); without it CUDA
-    packages built with torch 2.11+cu130 crash when loaded.  It is applied to every device
-    type because the clash comes from how the wrapper is linked, not from CUDA.
+    The compiler shim links wrapper libraries so that a statically linked libstdc++ stays
+    private (see ``_aoti_link``); without it, packages built on the GPU machine (CPU and CUDA
+    alike) crash when loaded.  The clash comes from how the wrapper is linked, so it applies to
+    every device type.
     """
     import torch._inductor.config
 
@@ -107,16 +109,19 @@ def _inductor_configs(device: str) -> dict[str, Any]:
     return dict(link_fix_configs(torch._inductor.config.cpp.cxx))
 
 
-def _check_link_fix(segment: Graph, device_type: str, payload: bytes) -> None:
+def _check_link_fix(segment: Graph, payload: bytes) -> None:
     import sys
 
-    from packager.backends._aoti_link import package_links_symbolic
+    from packager.backends._aoti_link import package_link_problems
 
-    if device_type == "cuda" and sys.platform == "linux" and not package_links_symbolic(payload):
+    if sys.platform != "linux":
+        return
+    problems = package_link_problems(payload)
+    if problems:
         raise BackendError(
-            f"segment {segment.name!r}: the AOTInductor package's wrapper library was not linked "
-            "-Bsymbolic (Inductor ignored the compiler shim in cpp.cxx); it would crash when "
-            "loaded on CUDA hosts. Check torch._inductor.config.cpp.cxx and the torch version."
+            f"segment {segment.name!r}: the AOTInductor package would crash when loaded next to "
+            f"libtorch: {'; '.join(problems)}. The compiler shim in cpp.cxx was bypassed or "
+            "Inductor renamed its wrapper library; see packager/backends/_aoti_link.py."
         )
 
 

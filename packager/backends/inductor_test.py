@@ -1,12 +1,15 @@
 """InductorBackend: capability reasons, request validation, and compiled packages vs run_graph.
 
 Compiling an AOTInductor package on CPU takes 10-40 s, so each compiled segment is a
-module-scoped fixture shared by the tests that load it (three compiles in all).
+module-scoped fixture shared by the tests that load it (four compiles on CPU, two on CUDA).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -123,6 +126,25 @@ def fp16_engine(tmp_path_factory):
     return compile_and_load(linear_segment(), tmp_path_factory, precision="fp16")
 
 
+@pytest.fixture(scope="module")
+def static_libstdcxx_engine(tmp_path_factory):
+    """Built by a compiler that links libstdc++ statically, like $CXX on the GPU machine: without
+    the link fix (_aoti_link) such packages crash or throw std::bad_cast when loaded."""
+    real = shutil.which("g++")
+    if real is None or os.path.sep not in subprocess.run(
+        [real, "-print-file-name=libstdc++.a"], capture_output=True, text=True
+    ).stdout:
+        pytest.skip("needs g++ with a static libstdc++")
+    compiler = tmp_path_factory.mktemp("compiler") / "static-g++"
+    compiler.write_text(
+        f'#!/bin/sh\ncase " $* " in *" -shared "*) set -- "$@" -static-libstdc++ ;; esac\nexec {real} "$@"\n'
+    )
+    compiler.chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CXX", str(compiler))
+        return compile_and_load(linear_segment(), tmp_path_factory)
+
+
 def outputs_of(result) -> list[torch.Tensor]:
     return list(result) if isinstance(result, (list, tuple)) else [result]
 
@@ -178,6 +200,14 @@ def test_fp16_engine_keeps_fp32_boundary(fp16_engine, batch):
     assert actual.dtype == torch.float32
     assert variant.meta["outputs"][0]["dtype"] == "float32"
     torch.testing.assert_close(actual, run_graph(linear_segment(), [x]), **FP16)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the link fix is for Linux")
+def test_package_from_a_static_libstdcxx_compiler_loads_and_runs(static_libstdcxx_engine):
+    _, engine = static_libstdcxx_engine
+    x = torch.randn(3, 32)
+    (actual,) = outputs_of(engine(x))
+    torch.testing.assert_close(actual, run_graph(linear_segment(), [x]), **FP32)
 
 
 # ------------------------------------------------------------------- capability
@@ -327,3 +357,59 @@ def test_export_failure_names_segment_and_op(tmp_path):
     with pytest.raises(BackendError, match=r"segment 'seg_badview': torch.export failed at .*aten::view"):
         InductorBackend().compile(graph, device="cpu", precision="fp32", workdir=tmp_path)
 
+
+
+# ------------------------------------------------------------------------- CUDA
+# CI has no GPU; these run on the GPU machine. Loading in this process is the point: without
+# the -Bsymbolic link fix, CUDA packages crash at load there (see _aoti_link).
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def cuda_engines(tmp_path_factory):
+    engines = {}
+    for segment, precision in ((attention_segment(), "fp32"), (conv_segment(), "fp16")):
+        workdir = tmp_path_factory.mktemp(f"cuda_{segment.name}")
+        variant = get_backend("inductor").compile(segment, device="cuda", precision=precision, workdir=workdir)
+        (workdir / "loaded.pt2").write_bytes(variant.payload)
+        engines[segment.name] = variant, torch._inductor.aoti_load_package(str(workdir / "loaded.pt2"))
+    return engines
+
+
+@requires_cuda
+@pytest.mark.parametrize("batch", BATCHES)
+def test_cuda_engine_loads_and_matches_reference(cuda_engines, batch):
+    _, engine = cuda_engines["seg_attention"]
+    x = torch.randn(batch, 16, 32, device="cuda")
+    y = torch.randn(2 * batch, 16, 8, device="cuda")
+    expected = run_graph(_on_cuda(attention_segment()), [x, y])
+    # TF32 may be enabled for CUDA matmuls; 1e-3 covers its 10-bit mantissa at these sizes.
+    for got, want in zip(outputs_of(engine(x, y)), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+
+
+@requires_cuda
+@pytest.mark.parametrize("batch", BATCHES)
+def test_cuda_fp16_engine_keeps_fp32_boundary(cuda_engines, batch):
+    _, engine = cuda_engines["seg_conv"]
+    x = torch.randn(batch, 3, 8, 8, device="cuda")
+    (actual,) = outputs_of(engine(x))
+    assert actual.dtype == torch.float32 and actual.device.type == "cuda"
+    torch.testing.assert_close(actual, run_graph(_on_cuda(conv_segment()), [x]), **FP16)
+
+
+@requires_cuda
+def test_cuda_requirements_name_the_build_gpu(cuda_engines):
+    variant, _ = cuda_engines["seg_conv"]
+    major, minor = torch.cuda.get_device_capability()
+    assert variant.requirements["device_type"] == "cuda"
+    assert variant.requirements["cuda"] == torch.version.cuda
+    assert variant.requirements["compute_capability"] == f"{major}.{minor}"
+
+
+def _on_cuda(segment: Graph) -> Graph:
+    """The same segment with its tensor constants on the GPU, for the eager reference."""
+    for each in segment.walk():
+        if each.op == "prim::Constant" and isinstance(each.attrs["value"], torch.Tensor):
+            each.attrs["value"] = each.attrs["value"].to("cuda")
+    return segment
