@@ -83,6 +83,7 @@ def test_model_builds_and_matches_eager_in_the_runtime(name, tmp_path):
     assert artifact.exists()
     assert len(report.segments) >= min_segments, f"expected engines, got {report.segments}"
     assert all(v["backend"] == "inductor" for s in report.segments for v in s["variants"])
+    assert all(v["requirements"]["device_type"] == DEVICE for s in report.segments for v in s["variants"])
 
     batches = [_make_inputs(shapes, specs) for shapes in batch_shapes]
     outputs, result = _run_in_runtime(artifact, batches, tmp_path)
