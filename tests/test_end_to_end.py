@@ -98,7 +98,7 @@ def test_model_builds_and_matches_eager_in_the_runtime(name, tmp_path):
 def test_fft_model_alternates_engine_glue_engine(tmp_path):
     model_path = models.save_fft(tmp_path / "fft.pt")
     artifact = tmp_path / "fft.poros"
-    report = build(model_path, artifact, BuildOptions(inputs=[parse_input_spec("2x4x16:float32")]))
+    report = build(model_path, artifact, BuildOptions(inputs=[parse_input_spec("2x4x16:float32")], device=DEVICE))
     glue_ops = [node["op"] for node in report.fallback_nodes]
     assert any(op.startswith("aten::fft_rfft") for op in glue_ops), glue_ops
     fft_reason = next(n["reason"] for n in report.fallback_nodes if n["op"].startswith("aten::fft_rfft"))
@@ -111,7 +111,7 @@ def test_static_batch_and_torchscript_target(tmp_path):
     specs = [parse_input_spec("4x8"), parse_input_spec("4x6")]
     for target in ("inductor", "torchscript"):
         artifact = tmp_path / f"m_{target}.poros"
-        report = build(model_path, artifact, BuildOptions(inputs=specs, target=target))
+        report = build(model_path, artifact, BuildOptions(inputs=specs, target=target, device=DEVICE))
         assert (len(report.segments) == 0) == (target == "torchscript")
         batches = [_make_inputs([(4, 8), (4, 6)], specs)]
         outputs, _ = _run_in_runtime(artifact, batches, tmp_path)
@@ -124,9 +124,9 @@ def test_fallback_op_and_min_segment_size_move_work_to_the_glue(tmp_path):
     model_path = models.save_two_in_tuple_out(tmp_path / "m.pt")
     specs = [parse_input_spec("1..8x8"), parse_input_spec("1..8x6")]
     forced = build(model_path, tmp_path / "forced.poros",
-                   BuildOptions(inputs=specs, fallback_ops=["aten::softmax"]))
+                   BuildOptions(inputs=specs, fallback_ops=["aten::softmax"], device=DEVICE))
     softmax = [n for n in forced.fallback_nodes if n["op"].startswith("aten::softmax")]
     assert softmax and "--fallback-op" in softmax[0]["reason"]
-    everything = build(model_path, tmp_path / "small.poros", BuildOptions(inputs=specs, min_segment_size=1000))
+    everything = build(model_path, tmp_path / "small.poros", BuildOptions(inputs=specs, min_segment_size=1000, device=DEVICE))
     assert everything.segments == []
     assert any("min-segment-size" in n["reason"] for n in everything.fallback_nodes)

@@ -121,7 +121,9 @@ def test_file_truncated_after_open_is_reported(tmp_path: Path) -> None:
 def zip_bytes() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("model/data.pkl", b"not really")
+        # A fixed timestamp: the bytes end up in the test id, which must not change between
+        # pytest-xdist workers collecting at different seconds.
+        archive.writestr(zipfile.ZipInfo("model/data.pkl", date_time=(2026, 1, 1, 0, 0, 0)), b"not really")
     return buffer.getvalue()
 
 
@@ -137,6 +139,7 @@ def zip_bytes() -> bytes:
         (bytes(range(7, 200)), "unknown kind of file"),
         (b"Q", "unknown kind of file"),
     ],
+    ids=["zip", "onnx", "pickle", "json", "elf", "zstd", "random", "one-byte"],
 )
 def test_foreign_file_is_named_and_refused(tmp_path: Path, content: bytes, looks_like: str) -> None:
     path = tmp_path / "model.pt"

@@ -212,6 +212,12 @@ class _Builder:
             self._bind(node, self._aten(node, values))
 
     def _aten(self, node: Node, values: list[Any]) -> list[Any]:
+        if node.op == "aten::_convolution":
+            # Traced convolutions record the backend-selecting ``_convolution``; torch.export
+            # cannot trace it with symbolic sizes on CUDA (torch 2.11: "Cannot call numel() on
+            # tensor with symbolic sizes", seen on the H200). Its first nine arguments are
+            # exactly the public ``aten::convolution``; the rest are backend hints.
+            return [self._call(torch.ops.aten.convolution.default, tuple(values[:9]))]
         overload = resolve_overload(node.op, node.overload)
         arity = len(overload._schema.arguments)
         if len(values) > arity:
