@@ -31,7 +31,7 @@ def make_inputs(signature: dict, batch: str) -> list[torch.Tensor]:
 
 def median_ms(function, inputs, repeats: int) -> float:
     with torch.no_grad():
-        for _ in range(3):
+        for _ in range(5):
             function(*inputs)
         times = []
         for _ in range(repeats):
@@ -51,8 +51,12 @@ def main() -> None:
     module = poros_runtime.load(args.artifact)
     print(f"loaded {args.artifact}: device {module.device}, plan {module.plan}")
     reference = torch.jit.load(args.reference).eval() if args.reference else None
+    seen_shapes = set()
     for batch in ("min", "opt", "max"):
         inputs = make_inputs(module.signature, batch)
+        if tuple(tuple(t.shape) for t in inputs) in seen_shapes:
+            continue
+        seen_shapes.add(tuple(tuple(t.shape) for t in inputs))
         shapes = [tuple(t.shape) for t in inputs]
         with torch.no_grad():
             output = module(*inputs)

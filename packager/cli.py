@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def main() -> None:
     Inspect:  poros-pack inspect model.poros
     Run it:   python -c "import poros_runtime; m = poros_runtime.load('model.poros')"
     """
+    # torch >=2.13 marks TorchScript (our glue format, by design) deprecated and its own pytree
+    # internals warn during export; neither is actionable for a user of this command.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(copyreg|torch\..*)")
 
 
 @main.command()
