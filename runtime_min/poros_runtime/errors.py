@@ -4,38 +4,5 @@ The runtime raises the same classes as the packager and the format library, so a
 catch ``poros_runtime.errors.PorosError`` (or a subclass) whatever layer failed.
 """
 
-from __future__ import annotations
-
-from poros_artifact.errors import (
-    ArtifactError,
-    BackendError,
-    DeviceUnavailableError,
-    FormatVersionError,
-    FrontendError,
-    InputMismatchError,
-    IntegrityError,
-    InternalError,
-    LoweringError,
-    PartitionError,
-    PorosError,
-    RuntimeCompatError,
-    UnsupportedOpError,
-    UsageError,
-)
-
-__all__ = [
-    "PorosError",
-    "UsageError",
-    "FrontendError",
-    "UnsupportedOpError",
-    "LoweringError",
-    "PartitionError",
-    "BackendError",
-    "ArtifactError",
-    "IntegrityError",
-    "FormatVersionError",
-    "RuntimeCompatError",
-    "DeviceUnavailableError",
-    "InputMismatchError",
-    "InternalError",
-]
+from poros_artifact.errors import *  # noqa: F401,F403
+from poros_artifact.errors import __all__  # noqa: F401
