@@ -41,9 +41,10 @@ class _StageProgress:
         self.open_line = True
         self.stage_started = now
 
-    def finish(self) -> None:
+    def finish(self, failed: bool = False) -> None:
         if self.open_line and not self.quiet:
-            click.echo(f" done ({time.perf_counter() - self.stage_started:.1f}s)", err=True)
+            outcome = "failed" if failed else "done"
+            click.echo(f" {outcome} ({time.perf_counter() - self.stage_started:.1f}s)", err=True)
         self.open_line = False
 
 
@@ -112,10 +113,10 @@ def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, targe
         )
         report = run_build(model, output, options, progress=progress)
     except PorosError as error:
-        progress.finish()
+        progress.finish(failed=True)
         _fail(error)
     except KeyboardInterrupt:
-        progress.finish()
+        progress.finish(failed=True)
         click.echo("interrupted: nothing was written", err=True)
         sys.exit(130)
     progress.finish()
