@@ -119,6 +119,14 @@ def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, targe
         progress.finish(failed=True)
         click.echo("interrupted: nothing was written", err=True)
         sys.exit(130)
+    except Exception as error:  # a bug of ours or of a library: say so, keep the traceback
+        progress.finish(failed=True)
+        import traceback
+
+        traceback.print_exc()
+        click.echo(f"internal error (nothing was written; please report it with the model): "
+                   f"{type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_INTERNAL)
     progress.finish()
     if quiet:
         return
