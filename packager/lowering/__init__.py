@@ -7,9 +7,11 @@ pipeline (:func:`default_passes`) to a fixed point and returns a :class:`Lowerin
 from packager.lowering.constant_folding import ConstantFolding
 from packager.lowering.dead_code_elimination import DeadCodeElimination
 from packager.lowering.fold_conv_batchnorm import FoldConvBatchNorm
+from packager.lowering.functionalize_inplace import FunctionalizeInplace
 from packager.lowering.pass_manager import LoweringReport, NodeNote, Pass, PassManager, PassRun
 from packager.lowering.pipeline import default_passes, lower
 from packager.lowering.remove_noops import RemoveNoops
+from packager.lowering.scalarize_shape_arithmetic import ScalarizeShapeArithmetic
 
 __all__ = [
     "lower",
@@ -22,5 +24,7 @@ __all__ = [
     "ConstantFolding",
     "DeadCodeElimination",
     "FoldConvBatchNorm",
+    "FunctionalizeInplace",
     "RemoveNoops",
+    "ScalarizeShapeArithmetic",
 ]

@@ -29,7 +29,10 @@ from packager.ir.verify import verify
 __all__ = ["Pass", "PassManager", "PassRun", "NodeNote", "LoweringReport", "REASON_KEYS"]
 
 # The ``node.meta`` keys under which passes say why they left a node alone.
-REASON_KEYS = ("not_fused_reason", "not_folded_reason", "not_removed_reason")
+REASON_KEYS = (
+    "not_fused_reason", "not_folded_reason", "not_removed_reason", "not_functionalized_reason",
+    "not_scalarized_reason",
+)
 
 
 class Pass(abc.ABC):

@@ -171,8 +171,8 @@ def test_lower_runs_the_default_pipeline_on_a_small_model():
 
 def test_default_passes_are_fresh_objects():
     first, second = default_passes(), default_passes()
-    assert [p.name for p in first] == ["constant_folding", "remove_noops", "fold_conv_batchnorm",
-                                       "dead_code_elimination"]
+    assert [p.name for p in first] == ["scalarize_shape_arithmetic", "constant_folding", "remove_noops",
+                                       "functionalize_inplace", "fold_conv_batchnorm", "dead_code_elimination"]
     assert all(a is not b for a, b in zip(first, second))
 
 
