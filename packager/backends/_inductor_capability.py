@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from packager.backends._fx import reads_number_from_tensor, shape_helper
 from packager.errors import PorosError
+from packager.ir.effects import SIDE_EFFECT_OPS
 from packager.ir.graph import Node, Value
 from packager.ir.ops import resolve_overload
 from packager.ir.types import IRType, ListType, OptionalType, TensorType, TupleType
@@ -30,7 +31,6 @@ from packager.ir.types import IRType, ListType, OptionalType, TensorType, TupleT
 __all__ = [
     "inductor_capability",
     "STRUCTURAL_PRIM_OPS",
-    "SIDE_EFFECT_OPS",
     "FFT_OPS",
     "RANDOM_OPS",
     "DROPOUT_OPS",
@@ -50,7 +50,6 @@ STRUCTURAL_PRIM_OPS = frozenset({
 
 CONTROL_FLOW_OPS = frozenset({"prim::If", "prim::Loop"})
 
-SIDE_EFFECT_OPS = frozenset({"prim::RaiseException", "prim::Print", "aten::warn"})
 
 FFT_OPS = frozenset({"aten::stft", "aten::istft", "aten::_fft_r2c", "aten::_fft_c2r", "aten::_fft_c2c"})
 

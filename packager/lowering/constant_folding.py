@@ -43,7 +43,7 @@ from packager.ir.interpreter import run_node
 from packager.ir.ops import resolve_overload, split_arguments
 from packager.ir.types import IRType, ListType, OptionalType, TensorType, TupleType
 from packager.lowering._constants import constant_value, insert_constant, is_constant, type_of_constant
-from packager.lowering._effects import AliasClasses, effects_of, is_seeded_random, may_alias, schema_of
+from packager.ir.effects import AliasClasses, effects_of, is_seeded_random, may_alias, schema_of
 from packager.lowering.pass_manager import Pass
 
 __all__ = ["ConstantFolding", "DEFAULT_MAX_ELEMENTS"]

@@ -4,7 +4,7 @@ Rewrite: mark what is live, remove the rest. Live are the graph outputs; nodes w
 effects (``prim::RaiseException``, ``aten::warn``, ``prim::Print``, unknown custom ops...); every
 node that computes an input of a live node; the ``prim::If`` / ``prim::Loop`` around a live node;
 and every in-place write whose target may alias a graph input, a constant, or any value a live
-node reads (aliasing from the schemas, see ``_effects.py``). Nodes not marked are removed, in
+node reads (aliasing from the schemas, see ``packager/ir/effects.py``). Nodes not marked are removed, in
 nested blocks too. Outputs of ``prim::If`` that are not live are removed with their branch
 returns; loop-carried values of ``prim::Loop`` that are not live (unused after the loop and not
 read by a live node inside it) are removed with their input, body parameter and body return.
@@ -18,7 +18,7 @@ generator's position).
 from __future__ import annotations
 
 from packager.ir.graph import Block, Graph, Node, Value
-from packager.lowering._effects import AliasClasses, effects_of
+from packager.ir.effects import AliasClasses, effects_of
 from packager.lowering.pass_manager import Pass
 
 __all__ = ["DeadCodeElimination"]

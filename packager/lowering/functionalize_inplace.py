@@ -49,7 +49,7 @@ from packager.ir.graph import Graph, Node, Value
 from packager.ir.ops import resolve_overload, split_arguments
 from packager.ir.types import ListType, OptionalType, ScalarType, TensorType
 from packager.lowering._constants import constant_value, is_constant
-from packager.lowering._effects import schema_of
+from packager.ir.effects import schema_of
 from packager.lowering.pass_manager import Pass
 
 __all__ = ["FunctionalizeInplace", "ALLOCATING_COMPOSITE_OPS", "Functionalization", "match", "check", "rewrite"]

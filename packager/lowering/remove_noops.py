@@ -50,7 +50,7 @@ from packager.lowering._constants import (
     dtype_name,
     is_constant,
 )
-from packager.lowering._effects import AliasClasses, effects_of, schema_of
+from packager.ir.effects import AliasClasses, effects_of, schema_of
 from packager.lowering.pass_manager import Pass
 
 __all__ = ["RemoveNoops", "NOOP_OPS", "Keep"]

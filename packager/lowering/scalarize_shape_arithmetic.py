@@ -38,7 +38,7 @@ import torch
 from packager.ir.graph import Graph, Node, Value
 from packager.ir.types import INT, ScalarType, TensorType
 from packager.lowering._constants import constant_value, is_constant
-from packager.lowering._effects import AliasClasses
+from packager.ir.effects import AliasClasses
 from packager.lowering.pass_manager import Pass
 
 __all__ = ["ScalarizeShapeArithmetic", "READ_OPS", "ARITHMETIC_OPS"]

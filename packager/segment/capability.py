@@ -20,6 +20,7 @@ import torch
 
 from packager.errors import PorosError, UsageError
 from packager.ir import Node
+from packager.ir.effects import SIDE_EFFECT_OPS
 from packager.ir.ops import resolve_overload
 
 __all__ = [
@@ -38,22 +39,8 @@ Capability = Callable[[Node], "str | None"]
 
 CONTROL_FLOW_OPS = ("prim::If", "prim::Loop")
 
-# Ops that exist for what they do to the world, not for what they compute (their schemas do
-# not say so).
-EFFECT_OPS = (
-    "prim::RaiseException",
-    "prim::Print",
-    "aten::warn",
-    "aten::_print",
-    "aten::_assert_async",
-    "aten::_assert_scalar",
-    "aten::manual_seed",
-    "prim::SetAttr",
-    "prim::CallMethod",
-    "prim::CallFunction",
-    "prim::Enter",
-    "prim::Exit",
-)
+# Ops that exist for what they do to the world (one list, shared with lowering).
+EFFECT_OPS = SIDE_EFFECT_OPS
 
 
 def all_of(*capabilities: Capability) -> Capability:
