@@ -7,6 +7,7 @@ The backend contract is in ``docs/internals.md`` and :mod:`packager.backends.bas
 from packager.backends.base import Backend, CompilingBackend, EngineVariant, PRECISIONS
 from packager.backends.inductor import InductorBackend
 from packager.backends.registry import BackendRegistry
+from packager.backends.tensorrt import TensorRTBackend
 
 __all__ = [
     "Backend",
@@ -15,11 +16,12 @@ __all__ = [
     "EngineVariant",
     "InductorBackend",
     "PRECISIONS",
+    "TensorRTBackend",
     "default_registry",
     "get_backend",
 ]
 
-default_registry = BackendRegistry([InductorBackend()])
+default_registry = BackendRegistry([InductorBackend(), TensorRTBackend("tensorrt"), TensorRTBackend("tensorrt-rtx")])
 
 
 def get_backend(name: str) -> Backend:

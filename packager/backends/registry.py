@@ -15,7 +15,7 @@ from packager.errors import UsageError
 
 __all__ = ["BackendRegistry"]
 
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
 class BackendRegistry:
