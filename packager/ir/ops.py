@@ -77,6 +77,8 @@ PYTHON_BUILTINS: dict[str, Callable[..., Any]] = {
     "prim::min": lambda *args: min(args[0]) if len(args) == 1 else min(args),
     "prim::max": lambda *args: max(args[0]) if len(args) == 1 else max(args),
     "prim::TupleIndex": _getitem,
+    # TorchScript wraps an int as a 0-dim int64 tensor and a float as a 0-dim float64 one.
+    "prim::NumToTensor": lambda number: torch.tensor(number),
     "prim::Print": lambda *args: print(*args),
     "aten::append": lambda items, item: items.append(item) or items,
     "aten::extend": lambda items, more: items.extend(more),
