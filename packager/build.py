@@ -3,6 +3,13 @@
 ``build()`` is what ``poros-pack build`` calls. Each stage reports progress through a callback;
 nothing is written at the output path unless every stage, including the self-check (the artifact
 is loaded with the runtime and compared with the original model), succeeds.
+
+Several targets (``--target tensorrt-rtx --target inductor``) give each engine segment one
+variant per target, stored as ``engines/<segment>.<backend>.<ext>`` in the order given, which is
+the runtime's order of preference.  Partitioning uses one capability for all of them: a node
+goes into an engine segment only if *every* target supports it, so every variant of a segment
+computes the same subgraph with the same boundaries and the glue can call any of them.  The
+price: a node only one target supports stays in the glue.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from packager.ir import Graph, ListType, TensorType, TupleType, Value, verify
 from packager.ir.types import SymDim
 from packager.spec import InputSpec
 
-__all__ = ["BuildOptions", "BuildReport", "build", "TARGETS", "DEVICES", "PRECISIONS", "random_inputs"]
+__all__ = ["BuildOptions", "BuildReport", "build", "known_targets", "DEVICES", "PRECISIONS", "random_inputs"]
 
-TARGETS = ("inductor", "torchscript")
+# The target that packages the whole model as glue; it excludes every engine target.
+TORCHSCRIPT_TARGET = "torchscript"
+# Member file extension per backend; a backend may also say so with a ``member_extension``.
+_MEMBER_EXTENSIONS = {"inductor": "pt2", "tensorrt": "plan", "tensorrt-rtx": "plan"}
 DEVICES = ("cpu", "cuda", "xpu")
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -42,11 +52,23 @@ ProgressCallback = Callable[[str, str], None]
 class BuildOptions:
     inputs: Sequence[InputSpec]
     device: str = "cpu"
-    target: str = "inductor"
+    # One target name or several, in order of preference (each segment gets one variant each).
+    target: str | Sequence[str] = "inductor"
     precision: str = "fp32"
     min_segment_size: int = 1
     fallback_ops: Sequence[str] = ()
     self_check: bool = True
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return (self.target,) if isinstance(self.target, str) else tuple(self.target)
+
+
+def known_targets() -> tuple[str, ...]:
+    """Every ``--target`` name: the registered engine backends, then ``torchscript``."""
+    from packager.backends import default_registry
+
+    return (*default_registry.names(), TORCHSCRIPT_TARGET)
 
 
 @dataclass
@@ -74,8 +96,16 @@ def _validate(model: Path, output: Path, options: BuildOptions) -> None:
         raise UsageError("the output path is the model file itself; choose another -o path")
     if not output.parent.exists():
         raise UsageError(f"output directory {str(output.parent)!r} does not exist; create it first")
-    if options.target not in TARGETS:
-        raise UsageError(f"unknown --target {options.target!r}; choose one of {', '.join(TARGETS)}")
+    targets = options.targets
+    if not targets:
+        raise UsageError("give at least one --target")
+    for target in targets:
+        if target not in known_targets():
+            raise UsageError(f"unknown --target {target!r}; known targets: {', '.join(known_targets())}")
+    if len(set(targets)) != len(targets):
+        raise UsageError(f"--target {' '.join(targets)}: each target may be given once")
+    if TORCHSCRIPT_TARGET in targets and len(targets) > 1:
+        raise UsageError("--target torchscript packages the whole model as glue and cannot be combined with engine targets")
     if options.device not in DEVICES:
         raise UsageError(f"unknown --device {options.device!r}; choose one of {', '.join(DEVICES)}")
     if options.precision not in PRECISIONS:
@@ -87,10 +117,51 @@ def _validate(model: Path, output: Path, options: BuildOptions) -> None:
     for op in options.fallback_ops:
         if "::" not in op:
             raise UsageError(f"--fallback-op {op!r}: give a schema-qualified op name such as aten::{op}")
-    if options.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda needs a CUDA GPU on the build machine (AOTInductor compiles for the GPU it sees); build on a GPU host or use --device cpu")
+    if options.device == "cuda" and not torch.cuda.is_available() and _targets_needing_the_device(targets):
+        needing = ", ".join(_targets_needing_the_device(targets))
+        raise UsageError(f"--device cuda needs a CUDA GPU on the build machine ({needing} compiles for the GPU it sees); build on a GPU host or use --device cpu")
     if options.device == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
         raise UsageError("--device xpu needs an Intel XPU on the build machine; build on an XPU host or use --device cpu")
+
+
+def _targets_needing_the_device(targets: Sequence[str]) -> list[str]:
+    """Targets that compile for a GPU present on the build machine (a backend that builds without
+    one, like TensorRT-RTX, says so with ``builds_without_device = True``)."""
+    from packager.backends import get_backend
+
+    return [target for target in targets if target != TORCHSCRIPT_TARGET
+            and not getattr(get_backend(target), "builds_without_device", False)]
+
+
+def _engine_device(backend: Any, device: str) -> str:
+    """The device a backend compiles for: ``--device``, except for backends that build without
+    one and whose engines only ever run on their own device type (TensorRT-RTX -> cuda); the
+    runtime skips such a variant on a host that cannot run it."""
+    device_types = getattr(backend, "device_types", (device,))
+    if getattr(backend, "builds_without_device", False) and device.split(":")[0] not in device_types:
+        return device_types[0]
+    return device
+
+
+def _member_name(segment_id: str, backend: Any) -> str:
+    extension = getattr(backend, "member_extension", None) or _MEMBER_EXTENSIONS.get(backend.name, "bin")
+    return f"engines/{segment_id}.{backend.name}.{extension}"
+
+
+def _capability_of_all(backends: Sequence[Any]):
+    """Supported only if every backend supports the node; a refusal names its backend when
+    there are several, so ``inspect`` says which target kept the node in the glue."""
+    if len(backends) == 1:
+        return backends[0].capability
+
+    def capability(node) -> str | None:
+        for backend in backends:
+            reason = backend.capability(node)
+            if reason is not None:
+                return f"{backend.name}: {reason}"
+        return None
+
+    return capability
 
 
 def _dims_to_manifest(shape, symbols: dict[str, dict[str, int]]) -> list:
@@ -182,11 +253,21 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def _self_check(artifact_path: Path, model: Path, options: BuildOptions) -> dict[str, Any]:
-    """Load the fresh artifact with the runtime and compare it with the original model."""
-    import poros_runtime
+    """Load the fresh artifact with the runtime and compare it with the original model.
 
+    The runtime loads it as a user would (``strict=False``): each segment runs the first variant
+    this host can run, so variants it cannot run (a TensorRT-RTX plan on a CPU host) are not
+    checked here; the result's ``plan`` says which ran.  When no variant of some segment can run
+    here, or the device is absent, the self-check is skipped and the result says why.
+    """
+    import poros_runtime
+    from poros_runtime.errors import RuntimeCompatError
+
+    try:
+        loaded = poros_runtime.load(artifact_path, device=options.device, strict=False)
+    except RuntimeCompatError as error:
+        return {"skipped": f"this host cannot run the artifact ({error})", "passed": None, "plan": []}
     reference = torch.jit.load(str(model), map_location=options.device).eval()
-    loaded = poros_runtime.load(artifact_path, device=options.device)
     errors: dict[str, float] = {}
     sizes = ["opt"] if all(spec.is_static for spec in options.inputs) else ["min", "opt", "max"]
     worst = 0.0
@@ -201,7 +282,7 @@ def _self_check(artifact_path: Path, model: Path, options: BuildOptions) -> dict
         errors[size] = error
         worst = max(worst, error)
     tolerance = SELF_CHECK_TOLERANCE[options.precision]
-    result = {"relative_error": errors, "tolerance": tolerance, "passed": worst <= tolerance}
+    result = {"relative_error": errors, "tolerance": tolerance, "passed": worst <= tolerance, "plan": loaded.plan}
     if worst > tolerance:
         raise BackendError(
             f"self-check failed: the artifact differs from the model by a relative error of {worst:.3g} "
@@ -237,16 +318,17 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
     verify(graph)
 
     engines: dict[str, Graph] = {}
-    backend = None
-    if options.target == "torchscript":
+    backends = []
+    if options.targets == (TORCHSCRIPT_TARGET,):
         reason = "--target torchscript: the whole model runs as TorchScript glue"
         for node in graph.walk():
             if node.op != "prim::Constant":
                 node.meta["fallback_reason"] = reason
     else:
-        backend = get_backend(options.target)
-        progress("partition", f"partitioning for {backend.name}")
-        capability = all_of(deny_ops(options.fallback_ops), backend.capability)
+        backends = [get_backend(target) for target in options.targets]
+        names = " + ".join(backend.name for backend in backends)
+        progress("partition", f"partitioning for {names}" + (" (nodes all of them support)" if len(backends) > 1 else ""))
+        capability = all_of(deny_ops(options.fallback_ops), _capability_of_all(backends))
         parts = partition(graph, capability, min_segment_size=options.min_segment_size)
         engines = outline(graph, parts)
         verify(graph)
@@ -265,13 +347,23 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
         for index, (segment_id, segment) in enumerate(engines.items()):
             segment.meta["symbols"] = symbols
             counted = [n for n in segment.walk() if n.op != "prim::Constant"]
-            progress("compile", f"compiling {segment_id} with {backend.name} ({len(counted)} nodes) [{index + 1}/{len(engines)}]")
-            segment_started = time.perf_counter()
-            seg_dir = Path(workdir) / segment_id
-            seg_dir.mkdir()
-            variant = backend.compile(segment, device=options.device, precision=options.precision, workdir=seg_dir)
-            member = f"engines/{segment_id}.{variant.backend}.pt2"
-            members[member] = variant.payload
+            variants = []
+            for backend in backends:
+                progress("compile", f"compiling {segment_id} with {backend.name} ({len(counted)} nodes) [{index + 1}/{len(engines)}]")
+                segment_started = time.perf_counter()
+                backend_dir = Path(workdir) / segment_id / backend.name
+                backend_dir.mkdir(parents=True)
+                variant = backend.compile(segment, device=_engine_device(backend, options.device),
+                                          precision=options.precision, workdir=backend_dir)
+                member = _member_name(segment_id, backend)
+                members[member] = variant.payload
+                variants.append({
+                    "backend": variant.backend,
+                    "member": member,
+                    "bytes": len(variant.payload),
+                    "requirements": variant.requirements,
+                    "compile_seconds": round(time.perf_counter() - segment_started, 3),
+                })
             ops: dict[str, int] = {}
             for node in counted:
                 ops[node.kind] = ops.get(node.kind, 0) + 1
@@ -281,13 +373,7 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
                 "ops": dict(sorted(ops.items())),
                 "inputs": [_value_entry(v, symbols) for v in segment.inputs],
                 "outputs": [_value_entry(v, symbols) for v in segment.outputs],
-                "variants": [{
-                    "backend": variant.backend,
-                    "member": member,
-                    "bytes": len(variant.payload),
-                    "requirements": variant.requirements,
-                    "compile_seconds": round(time.perf_counter() - segment_started, 3),
-                }],
+                "variants": variants,
             })
 
     progress("glue", "generating TorchScript glue")
@@ -310,7 +396,7 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
         },
         "device": options.device,
         "build": {
-            "target": options.target,
+            "targets": list(options.targets),
             "precision": options.precision,
             "min_segment_size": options.min_segment_size,
             "fallback_ops": list(options.fallback_ops),

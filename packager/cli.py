@@ -1,4 +1,4 @@
-"""The ``poros-pack`` command line: ``build`` and ``inspect``."""
+"""The ``poros-pack`` command line: ``build``, ``inspect`` and ``verify``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 import packager
+from packager.build import known_targets
 from packager.errors import InternalError, PorosError, UsageError
 from packager.spec import SPEC_HELP, parse_input_spec
 
@@ -67,6 +68,7 @@ def main() -> None:
     \b
     Build:    poros-pack build model.pt -o model.poros --input 1..8x3x224x224:float32
     Inspect:  poros-pack inspect model.poros
+    Verify:   poros-pack verify model.poros      (load and run it on this host)
     Run it:   python -c "import poros_runtime; m = poros_runtime.load('model.poros')"
     """
     # torch >=2.13 marks TorchScript (our glue format, by design) deprecated and its own pytree
@@ -83,8 +85,11 @@ def main() -> None:
               help=f"Input specification, repeat per forward argument: {SPEC_HELP}")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "xpu"]), default="cpu", show_default=True,
               help="Device the engines are compiled for and the artifact runs on.")
-@click.option("--target", type=click.Choice(["inductor", "torchscript"]), default="inductor", show_default=True,
-              help="Engine backend; 'torchscript' packages the whole model as glue (no engines).")
+@click.option("--target", "targets", type=click.Choice(known_targets()), multiple=True, default=("inductor",),
+              show_default=True,
+              help="Engine backend, repeatable in order of preference (--target tensorrt-rtx --target inductor): "
+                   "each segment gets one variant per target, and holds only ops every target supports. "
+                   "'torchscript' packages the whole model as glue (no engines) and excludes the others.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
               help="Compute precision inside engines; inputs and outputs keep the model's dtypes.")
 @click.option("--min-segment-size", type=click.IntRange(min=1), default=1, show_default=True,
@@ -94,7 +99,7 @@ def main() -> None:
 @click.option("--no-check", is_flag=True,
               help="Skip the self-check (load the artifact with poros_runtime and compare with the model).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, target: str, precision: str,
+def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, targets: tuple[str, ...], precision: str,
           min_segment_size: int, fallback_ops: tuple[str, ...], no_check: bool, quiet: bool) -> None:
     """Build MODEL (a torch.jit.save'd TorchScript file) into the archive given by -o."""
     from packager.build import BuildOptions
@@ -105,7 +110,7 @@ def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, targe
         options = BuildOptions(
             inputs=[parse_input_spec(spec) for spec in inputs],
             device=device,
-            target=target,
+            target=targets,
             precision=precision,
             min_segment_size=min_segment_size,
             fallback_ops=fallback_ops,
@@ -136,9 +141,12 @@ def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, targe
         f"{len(report.segments)} engine segment(s) holding {engine_nodes} ops, "
         f"{len(report.fallback_nodes)} glue node(s)"
     )
-    if report.self_check:
+    if report.self_check and report.self_check.get("skipped"):
+        click.echo(f"self-check skipped: {report.self_check['skipped']}")
+    elif report.self_check:
         errors = ", ".join(f"{k} {v:.2e}" for k, v in report.self_check["relative_error"].items())
         click.echo(f"self-check passed: relative error vs the model {errors} (tolerance {report.self_check['tolerance']:g})")
+        _echo_plan(report.self_check["plan"], heading="checked on this host with")
 
 
 def _size(count: int) -> str:
@@ -162,15 +170,23 @@ def _dims_text(dims: list[Any]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+def _echo_plan(plan: list[dict[str, Any]], heading: str) -> None:
+    for step in plan:
+        click.echo(f"  {heading} {step['segment']}: {step['backend']} ({step['reason']})")
+
+
 def summarize(manifest: dict[str, Any], path: Path, size: int) -> dict[str, Any]:
-    """The facts ``inspect`` shows, as plain data."""
+    """The facts ``inspect`` shows, as plain data: one entry per segment variant, in the
+    artifact's order of preference (``preference`` 0 is the variant a host tries first)."""
     segments = []
     for segment in manifest.get("segments", []):
-        for variant in segment.get("variants", []):
+        for preference, variant in enumerate(segment.get("variants", [])):
             requirements = variant.get("requirements", {})
             segments.append({
                 "id": segment["id"],
                 "backend": variant["backend"],
+                "preference": preference,
+                "member": variant["member"],
                 "device": requirements.get("device_type"),
                 "nodes": segment.get("node_count"),
                 "bytes": manifest["members"].get(variant["member"], {}).get("size"),
@@ -220,25 +236,87 @@ def inspect(artifact: Path, as_json: bool, source: bool) -> None:
     click.echo(f"producer   {producer.get('name')} {producer.get('version')}, torch {producer.get('torch')}, "
                f"CUDA {producer.get('cuda') or 'none'}, Python {producer.get('python')}")
     click.echo(f"model      {info['model'].get('name')} ({info['model'].get('source_format')})")
-    click.echo(f"device     {info['device']}   target {build_info.get('target')}   precision {build_info.get('precision')}")
+    targets = build_info.get("targets") or [build_info.get("target")]
+    click.echo(f"device     {info['device']}   targets {' + '.join(map(str, targets))}   precision {build_info.get('precision')}")
     click.echo("inputs")
     for entry in info["signature"].get("inputs", []):
         click.echo(f"  {entry['name']:<12} {entry['dtype']:<9} {_dims_text(entry.get('dims', []))}")
     click.echo(f"outputs    (structure: {json.dumps(info['signature'].get('output_structure'))})")
     for entry in info["signature"].get("outputs", []):
         click.echo(f"  {entry['name']:<12} {entry.get('dtype') or '?':<9} {_dims_text(entry.get('dims', []))}")
-    click.echo(f"segments ({len(info['segments'])})")
+    segment_ids = list(dict.fromkeys(segment["id"] for segment in info["segments"]))
+    click.echo(f"segments ({len(segment_ids)}; variants in order of preference)")
     for segment in info["segments"]:
         requirements = segment["requirements"]
-        needs = ", ".join(f"{k} {v}" for k, v in requirements.items() if v is not None and k != "device_type")
-        click.echo(f"  {segment['id']:<6} {segment['backend']:<10} {segment['device']:<5} "
-                   f"{segment['nodes']:>5} ops  {_size(segment['bytes'] or 0):>10}  needs {needs}")
+        needs = ", ".join(f"{k} {_requirement_text(v)}" for k, v in requirements.items()
+                          if v is not None and k != "device_type")
+        click.echo(f"  {segment['id']:<6} {segment['preference'] + 1}. {segment['backend']:<12} "
+                   f"{segment['device'] or '?':<5} {segment['nodes']:>5} ops  {_size(segment['bytes'] or 0):>10}  "
+                   f"needs {needs}")
     click.echo(f"glue nodes ({len(info['glue_nodes'])})")
     for node in info["glue_nodes"]:
         click.echo(f"  {node['node']:<8} {node['op']:<28} {node['reason']}")
     if glue_source:
         click.echo("glue source")
         click.echo(glue_source)
+
+
+def _requirement_text(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--device", default=None, metavar="DEVICE",
+              help="Device to load on (e.g. cpu, cuda, cuda:1); default: the artifact's device.")
+@click.option("--strict", is_flag=True,
+              help="Fail if a segment's preferred variant cannot run here, instead of falling back.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+def verify(artifact: Path, device: str | None, strict: bool, seed: int) -> None:
+    """Load ARTIFACT on this host, say which variant each segment uses and why, and run it on
+    random inputs matching its signature (at the min, opt and max sizes of dynamic dims)."""
+    from packager.build import random_inputs
+
+    try:
+        import poros_runtime
+        import torch
+
+        module = poros_runtime.load(artifact, device=device, strict=strict)
+        click.echo(f"{artifact}: loaded on {module.device} ({'strict' if strict else 'falling back where needed'})")
+        for step in module.plan:
+            click.echo(f"  {step['segment']}: {step['backend']} -- {step['reason']}")
+        specs = _input_specs(module.signature)
+        sizes = ["opt"] if all(spec.is_static for spec in specs) else ["min", "opt", "max"]
+        for size in sizes:
+            inputs = random_inputs(specs, device=str(module.device), seed=seed, sizes=size)
+            outputs = module(*inputs)
+            shapes = [list(tensor.shape) for tensor in _tensors(outputs)]
+            finite = all(torch.isfinite(t).all().item() for t in _tensors(outputs) if t.is_floating_point())
+            click.echo(f"  run at {size:<3} inputs {[list(t.shape) for t in inputs]} -> outputs {shapes}"
+                       + ("" if finite else "  (non-finite values)"))
+    except PorosError as error:
+        _fail(error)
+    click.echo("verify passed")
+
+
+def _input_specs(signature: dict[str, Any]) -> list[Any]:
+    """The signature's inputs as InputSpecs (a dim's recorded min/opt/max, or its fixed size)."""
+    specs = []
+    for entry in signature["inputs"]:
+        dims = []
+        for dim in entry["dims"]:
+            if isinstance(dim, dict):
+                dims.append(f"{dim['min']}..{dim.get('opt', dim['max'])}..{dim['max']}")
+            else:
+                dims.append(str(dim))
+        specs.append(parse_input_spec("x".join(dims) + f":{entry['dtype']}"))
+    return specs
+
+
+def _tensors(output: Any) -> list[Any]:
+    if isinstance(output, (tuple, list)):
+        return [tensor for item in output for tensor in _tensors(item)]
+    return [output]
 
 
 if __name__ == "__main__":  # pragma: no cover

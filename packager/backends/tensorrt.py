@@ -83,6 +83,9 @@ class TensorRTBackend(CompilingBackend):
         self.flavour = flavour
         # The name is what --target takes and what the manifest records: "tensorrt" or "tensorrt-rtx".
         self.name = flavour.replace("_", "-")
+        # TensorRT-RTX builds on any host (no GPU needed); its plans always target NVIDIA GPUs,
+        # whatever --device the rest of the artifact is built for.
+        self.builds_without_device = flavour == "tensorrt-rtx"
         self.compute_capabilities = tuple(compute_capabilities) if compute_capabilities is not None else None
         self.version_compatible = version_compatible
         self.optimization_level = optimization_level

@@ -17,7 +17,8 @@ from poros_artifact import read_artifact
 from . import ops
 from ._manifest import field
 from ._module import PorosModule
-from ._plan import plan_segments, resolve_device
+from ._engine_registry import Engine
+from ._plan import VariantCheck, check_variants, choose_and_load, resolve_device
 from ._signature import input_checker
 from .errors import ArtifactError, RuntimeCompatError
 from .executors import DEFAULT_EXECUTORS, ExecutorRegistry
@@ -31,12 +32,17 @@ def load(
     path: str | os.PathLike[str],
     device: str | torch.device | None = None,
     *,
+    strict: bool = False,
     executors: ExecutorRegistry | None = None,
 ) -> PorosModule:
     """Load a ``.poros`` artifact and return a callable :class:`PorosModule`.
 
     ``device``: None runs on the artifact's device (``manifest["device"]``; CUDA means the
     current CUDA device); otherwise a device of that same type, e.g. ``"cuda:1"``.
+    ``strict``: False (default) runs each segment with the first of its variants (in the
+    artifact's order of preference) that this host can run, skipping the others with a logged
+    reason (logger ``"poros_runtime"``); True raises ``RuntimeCompatError`` (naming the segment,
+    the preferred variant and why) instead of falling back.  ``module.plan`` records the choices.
     ``executors``: the backend executors to use (default: :data:`DEFAULT_EXECUTORS`).
 
     Raises ``ArtifactError`` (unreadable or malformed), ``IntegrityError`` (a member's sha256
@@ -53,19 +59,26 @@ def load(
     target = resolve_device(field(manifest, "device", str, where), device, where=where)
     if executors is None:
         executors = DEFAULT_EXECUTORS
-    plan = plan_segments(manifest, target, executors, where=where)
+    segments = check_variants(manifest, target, executors, strict=strict, where=where)
     inputs = input_checker(field(manifest, "signature", Mapping, where), target, where)
     glue_member = field(field(manifest, "glue", Mapping, where), "member", str, f"{where}, glue")
 
-    engines = {
-        step.segment: step.executor.load(
-            artifact.read_member(step.member),
-            step.requirements,
+    def load_variant(variant: VariantCheck) -> Engine:
+        assert variant.executor is not None, "check_variants gives an executor to runnable ones"
+        return variant.executor.load(
+            artifact.read_member(variant.member),
+            variant.requirements,
             target,
-            where=f"{where}, segment {step.segment} ({step.backend}, member {step.member!r})",
+            where=f"{where}, segment {segment.segment} ({variant.backend}, member "
+            f"{variant.member!r})",
         )
-        for step in plan
-    }
+
+    plan = []
+    engines = {}
+    for segment in segments:
+        step, engine = choose_and_load(segment, load_variant, strict=strict)
+        plan.append(step)
+        engines[segment.segment] = engine
     glue = _load_glue(artifact.read_member(glue_member), target, f"{where}, glue {glue_member!r}")
 
     instance = f"poros-{uuid.uuid4().hex}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -24,8 +25,9 @@ class PorosModule:
 
     Attributes: ``manifest`` (the archive's manifest, read-only by convention), ``signature``
     (``manifest["signature"]``), ``device`` (the ``torch.device`` it runs on), ``plan`` (one
-    ``{"segment", "backend", "reason"}`` per segment), ``instance`` (its engine-registry name),
-    ``path``.
+    ``{"segment", "backend", "member", "reason", "skipped": [{"backend", "reason"}]}`` per
+    segment: the variant chosen and the preferred ones this host could not run), ``instance``
+    (its engine-registry name), ``path``.
     """
 
     def __init__(
@@ -36,7 +38,7 @@ class PorosModule:
         device: torch.device,
         glue: torch.jit.ScriptModule,
         inputs: InputChecker,
-        plan: list[dict[str, str]],
+        plan: list[dict[str, Any]],
         instance: str,
     ) -> None:
         self.path = os.fspath(path)
@@ -52,8 +54,8 @@ class PorosModule:
         return self.manifest["signature"]
 
     @property
-    def plan(self) -> list[dict[str, str]]:
-        return [dict(entry) for entry in self._plan]
+    def plan(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._plan)
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
         self._inputs.check(inputs)

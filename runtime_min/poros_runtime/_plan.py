@@ -2,15 +2,18 @@
 
 The device comes from the artifact (``manifest["device"]``) and may be narrowed by the caller
 (``load(path, device="cuda:1")``).  Each segment lists engine variants in the packager's order of
-preference; the plan takes the first one whose executor exists here and whose requirements this
-host meets, and records why.
+preference; the plan takes the first one whose executor exists here, whose requirements this
+host meets and whose loader accepts it, records why the ones before it were skipped and logs
+the choice (logger ``"poros_runtime"``: INFO for the preferred variant, WARNING for a fallback).
+With ``strict`` the preferred variant must run, or the load fails.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,24 +21,57 @@ from ._manifest import field
 from .errors import ArtifactError, DeviceUnavailableError, PorosError, RuntimeCompatError
 from .executors import Executor, ExecutorRegistry, Incompatibility
 
-__all__ = ["PlannedSegment", "resolve_device", "plan_segments"]
+if TYPE_CHECKING:
+    from ._engine_registry import Engine
+
+__all__ = [
+    "PlannedSegment", "SegmentVariants", "VariantCheck", "check_variants", "choose_and_load",
+    "resolve_device",
+]
+
+_LOGGER = logging.getLogger("poros_runtime")
 
 _DEVICE_HOST_KIND = {"cuda": "a GPU host with CUDA", "xpu": "an Intel GPU (XPU) host"}
 
 
 @dataclass(frozen=True)
+class VariantCheck:
+    """One variant of a segment, checked against this host: ``problem`` is None when it can run."""
+
+    backend: str
+    member: str
+    requirements: Mapping[str, Any]
+    executor: Executor | None
+    problem: Incompatibility | None
+
+
+@dataclass(frozen=True)
+class SegmentVariants:
+    """A segment's variants in the packager's order of preference, each checked."""
+
+    segment: str
+    where: str
+    variants: tuple[VariantCheck, ...]
+
+
+@dataclass(frozen=True)
 class PlannedSegment:
-    """The variant chosen for one segment."""
+    """The variant chosen for one segment, and the preferred ones skipped on the way."""
 
     segment: str
     backend: str
     member: str
-    requirements: Mapping[str, Any]
-    executor: Executor
     reason: str
+    skipped: tuple[tuple[str, str], ...]
 
-    def as_dict(self) -> dict[str, str]:
-        return {"segment": self.segment, "backend": self.backend, "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment,
+            "backend": self.backend,
+            "member": self.member,
+            "reason": self.reason,
+            "skipped": [{"backend": backend, "reason": reason} for backend, reason in self.skipped],
+        }
 
 
 def _device_available(device_type: str) -> bool:
@@ -88,15 +124,20 @@ def _choice_reason(skipped: list[tuple[str, Incompatibility]]) -> str:
     return f"the first variant this host can run ({details})"
 
 
-def plan_segments(
+def check_variants(
     manifest: Mapping[str, Any],
     device: torch.device,
     executors: ExecutorRegistry,
     *,
+    strict: bool,
     where: str,
-) -> list[PlannedSegment]:
-    """Choose one variant per segment, or raise the most specific error saying why none fits."""
-    plan: list[PlannedSegment] = []
+) -> list[SegmentVariants]:
+    """Check every variant of every segment against this host, before anything is loaded.
+
+    Raises when a segment has no variant this host can run, or, with ``strict``, when its
+    preferred variant cannot run: the error names the segment, the variant and why.
+    """
+    checked: list[SegmentVariants] = []
     seen: set[str] = set()
     for segment in field(manifest, "segments", list, where):
         segment_id = field(segment, "id", str, where)
@@ -104,34 +145,97 @@ def plan_segments(
             raise ArtifactError(f"{where}: segment id {segment_id!r} appears twice; rebuild it")
         seen.add(segment_id)
         segment_where = f"{where}, segment {segment_id}"
-        skipped: list[tuple[str, Incompatibility]] = []
-        for variant in field(segment, "variants", list, segment_where):
-            backend = field(variant, "backend", str, segment_where)
-            variant_where = f"{segment_where} ({backend} variant)"
-            member = field(variant, "member", str, variant_where)
-            requirements = field(variant, "requirements", Mapping, variant_where)
-            executor = executors.get(backend)
-            if executor is None:
-                problem = Incompatibility(
-                    RuntimeCompatError,
-                    f"this poros-runtime has no executor for backend {backend!r} (it has "
-                    f"{', '.join(executors.backends()) or 'none'}): install the poros-runtime "
-                    "extra that provides it, or rebuild with a backend this host has",
-                )
-            else:
-                problem = executor.check(requirements, device, where=variant_where)
-            if problem is not None:
-                skipped.append((backend, problem))
-                continue
-            plan.append(
-                PlannedSegment(
-                    segment_id, backend, member, requirements, executor, _choice_reason(skipped)
-                )
+        variants = tuple(
+            _check_variant(variant, device, executors, segment_where)
+            for variant in field(segment, "variants", list, segment_where)
+        )
+        if not variants:
+            raise ArtifactError(
+                f"{segment_where}: the segment lists no engine variant; rebuild the artifact"
             )
-            break
-        else:
-            raise _no_variant_error(segment_where, skipped)
-    return plan
+        preferred = variants[0]
+        if strict and preferred.problem is not None:
+            raise strict_error(segment_where, preferred, preferred.problem, variants[1:])
+        if all(variant.problem is not None for variant in variants):
+            raise _no_variant_error(
+                segment_where, [(variant.backend, variant.problem) for variant in variants]
+            )
+        checked.append(SegmentVariants(segment_id, segment_where, variants))
+    return checked
+
+
+def _check_variant(
+    variant: Any, device: torch.device, executors: ExecutorRegistry, segment_where: str
+) -> VariantCheck:
+    backend = field(variant, "backend", str, segment_where)
+    variant_where = f"{segment_where} ({backend} variant)"
+    member = field(variant, "member", str, variant_where)
+    requirements = field(variant, "requirements", Mapping, variant_where)
+    executor = executors.get(backend)
+    if executor is None:
+        problem: Incompatibility | None = Incompatibility(
+            RuntimeCompatError,
+            f"this poros-runtime has no executor for backend {backend!r} (it has "
+            f"{', '.join(executors.backends()) or 'none'}): install the poros-runtime "
+            "extra that provides it, or rebuild with a backend this host has",
+        )
+    else:
+        problem = executor.check(requirements, device, where=variant_where)
+    return VariantCheck(backend, member, requirements, executor, problem)
+
+
+def strict_error(
+    where: str, preferred: VariantCheck, problem: Incompatibility, others: tuple[VariantCheck, ...]
+) -> RuntimeCompatError:
+    fallback = ", ".join(variant.backend for variant in others)
+    hint = (
+        f"load with strict=False to fall back to the {fallback} variant"
+        if fallback
+        else "the artifact has no other variant for it"
+    )
+    return problem.error(
+        f"{where}: strict load: the preferred variant {preferred.backend} "
+        f"({preferred.member}) cannot run on this host: {problem.reason}; {hint}"
+    )
+
+
+def choose_and_load(
+    segment: SegmentVariants,
+    load_variant: Callable[[VariantCheck], Engine],
+    *,
+    strict: bool,
+) -> tuple[PlannedSegment, Engine]:
+    """Load the first variant of ``segment`` that this host can run, and log the choice.
+
+    A variant whose loader refuses it (``RuntimeCompatError``, e.g. TensorRT-RTX's validity check
+    of the plan) is skipped like one whose requirements do not match, unless ``strict``.
+    """
+    skipped: list[tuple[str, Incompatibility]] = []
+    for index, variant in enumerate(segment.variants):
+        problem = variant.problem
+        if problem is None:
+            try:
+                engine = load_variant(variant)
+            except RuntimeCompatError as error:
+                problem = Incompatibility(type(error), str(error))
+                if strict and index == 0:
+                    raise strict_error(segment.where, variant, problem, segment.variants[1:]) from error
+            else:
+                planned = PlannedSegment(
+                    segment.segment,
+                    variant.backend,
+                    variant.member,
+                    _choice_reason(skipped),
+                    tuple((backend, skip.reason) for backend, skip in skipped),
+                )
+                level = logging.WARNING if skipped else logging.INFO
+                _LOGGER.log(
+                    level, "%s: running the %s variant: %s", segment.where, variant.backend,
+                    planned.reason,
+                )
+                return planned, engine
+        skipped.append((variant.backend, problem))
+    raise _no_variant_error(segment.where, skipped)
 
 
 def _no_variant_error(where: str, skipped: list[tuple[str, Incompatibility]]) -> PorosError:

@@ -186,10 +186,16 @@ def load_refusals(artifacts: Callable[..., Path], aoti_package: bytes) -> dict[s
         "cuda", device="cuda", variants=[inductor_variant(aoti_package, device_type="cuda")]
     )
     cpu = artifacts("cpu")
+    unknown_only = artifacts(
+        "unknown_only",
+        variants=[{"backend": "example_npu", "member": "engines/seg0.example_npu.bin",
+                   "payload": b"not an engine", "requirements": {"device_type": "cpu"}}],
+    )
     tensorrt_only = artifacts(
         "tensorrt_only",
         variants=[{"backend": "tensorrt", "member": "engines/seg0.tensorrt.plan",
-                   "payload": b"not a plan", "requirements": {"device_type": "cpu"}}],
+                   "payload": b"not a plan",
+                   "requirements": {"device_type": "cuda", "library": "tensorrt"}}],
     )
     no_instance = artifacts("no_instance", glue=scripted_bytes(GlueWithoutInstance()))
     return run_child(f"""
@@ -198,7 +204,8 @@ emit({{
     "cuda_on_cpu_host": outcome(lambda: poros_runtime.load({str(cuda)!r})),
     "device_argument_mismatch": outcome(lambda: poros_runtime.load({str(cpu)!r}, device="cuda")),
     "missing_path": outcome(lambda: poros_runtime.load({str(cpu.parent / "absent.poros")!r})),
-    "unknown_backend": outcome(lambda: poros_runtime.load({str(tensorrt_only)!r})),
+    "unknown_backend": outcome(lambda: poros_runtime.load({str(unknown_only)!r})),
+    "tensorrt_not_installed": outcome(lambda: poros_runtime.load({str(tensorrt_only)!r})),
     "glue_without_instance": outcome(lambda: poros_runtime.load({str(no_instance)!r})),
     "nothing_registered": len(poros_runtime.ops.ENGINES),
 }})
@@ -215,7 +222,9 @@ emit({{
          ["needs CUDA", "GPU host", "--device cpu"]),
         ("device_argument_mismatch", "RuntimeCompatError", ["built for device 'cpu'", "'cuda'"]),
         ("missing_path", "ArtifactError", ["absent.poros", "does not exist"]),
-        ("unknown_backend", "RuntimeCompatError", ["seg0", "no executor for backend 'tensorrt'"]),
+        ("unknown_backend", "RuntimeCompatError", ["seg0", "no executor for backend 'example_npu'"]),
+        ("tensorrt_not_installed", "RuntimeCompatError",
+         ["seg0", "tensorrt is not installed: pip install poros-runtime[tensorrt]"]),
         ("glue_without_instance", "ArtifactError", ["poros_instance"]),
     ],
 )
@@ -292,7 +301,8 @@ def test_artifacts_loaded_together_keep_their_own_engines(
     preferring_tensorrt = artifacts(
         "together_tensorrt_first",
         variants=[{"backend": "tensorrt", "member": "engines/seg0.tensorrt.plan",
-                   "payload": b"not a plan", "requirements": {"device_type": "cpu"}},
+                   "payload": b"not a plan",
+                   "requirements": {"device_type": "cuda", "library": "tensorrt"}},
                   inductor_variant(aoti_package)],
     )
     result = run_child(f"""
@@ -368,7 +378,11 @@ emit({{
     assert set(result["errors_after_drop"]) == {"first_again", "second", "scaled", "tensorrt_first"}
     [step] = result["tensorrt_first_plan"]
     assert step["backend"] == "inductor"
-    assert "tensorrt skipped" in step["reason"] and "no executor" in step["reason"]
+    assert "tensorrt skipped" in step["reason"] and "not installed" in step["reason"]
+    assert step["skipped"] == [
+        {"backend": "tensorrt",
+         "reason": "tensorrt is not installed: pip install poros-runtime[tensorrt]"}
+    ]
     assert result["registered_at_end"] == 0
 
 

@@ -52,7 +52,7 @@ class Executor(Protocol):
         ...
 
 
-_BACKEND_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_BACKEND_NAME = re.compile(r"[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*")
 
 
 class ExecutorRegistry:
@@ -68,8 +68,8 @@ class ExecutorRegistry:
         """Register ``factory`` (called once, on first use) as the executor of ``backend``."""
         if not isinstance(backend, str) or _BACKEND_NAME.fullmatch(backend) is None:
             raise UsageError(
-                f"invalid backend name {backend!r}: use lowercase ASCII letters, digits and '_', "
-                "starting with a letter"
+                f"invalid backend name {backend!r}: use lowercase ASCII letters, digits, '_' and "
+                "inner '-', starting with a letter"
             )
         if backend in self._factories:
             raise UsageError(f"an executor for backend {backend!r} is already registered")
@@ -102,5 +102,16 @@ def _inductor_executor() -> Executor:
     return InductorExecutor()
 
 
+def _tensorrt_executor(backend: str) -> Callable[[], Executor]:
+    def create() -> Executor:
+        from .tensorrt import TensorRTExecutor
+
+        return TensorRTExecutor(backend)
+
+    return create
+
+
 DEFAULT_EXECUTORS = ExecutorRegistry()
 DEFAULT_EXECUTORS.register("inductor", _inductor_executor)
+DEFAULT_EXECUTORS.register("tensorrt", _tensorrt_executor("tensorrt"))
+DEFAULT_EXECUTORS.register("tensorrt-rtx", _tensorrt_executor("tensorrt-rtx"))
