@@ -14,6 +14,7 @@ price: a node only one target supports stays in the glue.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -112,7 +113,7 @@ def _validate(model: Path, output: Path, options: BuildOptions) -> None:
         raise UsageError(f"unknown --precision {options.precision!r}; choose one of {', '.join(PRECISIONS)}")
     if options.min_segment_size < 1:
         raise UsageError("--min-segment-size must be at least 1")
-    if not options.inputs:
+    if not options.inputs and _source_format(model) == "torchscript":
         raise UsageError("at least one --input SPEC is needed (one per forward argument), e.g. --input 1..8x3x224x224:float32")
     for op in options.fallback_ops:
         if "::" not in op:
@@ -252,7 +253,41 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return difference / denominator if denominator > 0 else difference
 
 
-def _self_check(artifact_path: Path, model: Path, options: BuildOptions) -> dict[str, Any]:
+def _source_format(model: Path) -> str:
+    """``onnx`` for ``*.onnx`` files, else ``torchscript`` (whose front end names other formats)."""
+    return "onnx" if model.suffix.lower() == ".onnx" else "torchscript"
+
+
+def _reference_runner(model: Path, source_format: str, input_names: Sequence[str], device: str):
+    """The original model as a callable on torch tensors: TorchScript itself, or the ONNX
+    reference evaluator (``onnx.reference``, exact but slow: fine for a self-check)."""
+    if source_format == "torchscript":
+        return torch.jit.load(str(model), map_location=device).eval()
+    from onnx.reference import ReferenceEvaluator
+
+    evaluator = ReferenceEvaluator(str(model))
+
+    def run(*inputs: torch.Tensor):
+        feeds = {name: tensor.detach().cpu().numpy() for name, tensor in zip(input_names, inputs)}
+        outputs = [torch.from_numpy(array).to(device) for array in evaluator.run(None, feeds)]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    return run
+
+
+def _specs_from_graph(graph: Graph) -> list[InputSpec]:
+    """Static input specs read off an imported graph (ONNX models with fully static inputs)."""
+    specs = []
+    for value in graph.inputs:
+        type_ = value.type
+        if not isinstance(type_, TensorType) or not type_.is_static or type_.dtype is None:
+            raise UsageError(f"input {value.name!r} has no static shape in the model; pass --input for every input")
+        specs.append(InputSpec.static(type_.shape, type_.dtype))
+    return specs
+
+
+def _self_check(artifact_path: Path, model: Path, options: BuildOptions,
+                source_format: str = "torchscript", input_names: Sequence[str] = ()) -> dict[str, Any]:
     """Load the fresh artifact with the runtime and compare it with the original model.
 
     The runtime loads it as a user would (``strict=False``): each segment runs the first variant
@@ -267,7 +302,7 @@ def _self_check(artifact_path: Path, model: Path, options: BuildOptions) -> dict
         loaded = poros_runtime.load(artifact_path, device=options.device, strict=False)
     except RuntimeCompatError as error:
         return {"skipped": f"this host cannot run the artifact ({error})", "passed": None, "plan": []}
-    reference = torch.jit.load(str(model), map_location=options.device).eval()
+    reference = _reference_runner(model, source_format, input_names, options.device)
     errors: dict[str, float] = {}
     sizes = ["opt"] if all(spec.is_static for spec in options.inputs) else ["min", "opt", "max"]
     worst = 0.0
@@ -294,11 +329,11 @@ def _self_check(artifact_path: Path, model: Path, options: BuildOptions) -> dict
 
 def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOptions,
           progress: ProgressCallback = _no_progress) -> BuildReport:
-    """Package ``model`` (a TorchScript file) into the archive ``output``."""
+    """Package ``model`` (a TorchScript file, or an ``.onnx`` model) into the archive ``output``."""
     from poros_artifact import write_artifact
 
     from packager.backends import get_backend
-    from packager.frontends import import_torchscript
+    from packager.frontends import import_onnx, import_torchscript
     from packager.glue import build_glue, save_glue
     from packager.lowering import lower
     from packager.segment import all_of, deny_ops, outline, partition
@@ -307,8 +342,15 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
     model, output = Path(model), Path(output)
     _validate(model, output, options)
 
-    progress("import", f"importing {model.name} ({', '.join(str(s) for s in options.inputs)})")
-    graph = import_torchscript(model, options.inputs, name=model.stem)
+    source_format = _source_format(model)
+    given = ", ".join(str(s) for s in options.inputs) or "shapes from the model"
+    progress("import", f"importing {model.name} ({source_format}; {given})")
+    if source_format == "onnx":
+        graph = import_onnx(model, list(options.inputs) or None, name=model.stem)
+        if not options.inputs:
+            options = dataclasses.replace(options, inputs=_specs_from_graph(graph))
+    else:
+        graph = import_torchscript(model, options.inputs, name=model.stem)
     verify(graph)
     node_count = graph.node_count()
     signature = _signature(graph, options.inputs)
@@ -391,7 +433,7 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
         },
         "model": {
             "name": model.stem,
-            "source_format": "torchscript",
+            "source_format": source_format,
             "source_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
         },
         "device": options.device,
@@ -415,7 +457,8 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
         write_artifact(staging, manifest, members)
         if options.self_check:
             progress("check", "loading the artifact with poros_runtime and comparing with the model")
-            report.self_check = _self_check(staging, model, options)
+            report.self_check = _self_check(staging, model, options, source_format,
+                                             graph.meta.get("input_names") or [v.name for v in graph.inputs])
         os.replace(staging, output)
     finally:
         if staging.exists():

@@ -63,7 +63,7 @@ def _fail(error: BaseException) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(packager.__version__, prog_name="poros-pack")
 def main() -> None:
-    """Package a TorchScript model into a .poros archive of engines plus TorchScript glue.
+    """Package a TorchScript or ONNX model into a .poros archive of engines plus TorchScript glue.
 
     \b
     Build:    poros-pack build model.pt -o model.poros --input 1..8x3x224x224:float32
@@ -101,7 +101,11 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def build(model: Path, output: Path, inputs: tuple[str, ...], device: str, targets: tuple[str, ...], precision: str,
           min_segment_size: int, fallback_ops: tuple[str, ...], no_check: bool, quiet: bool) -> None:
-    """Build MODEL (a torch.jit.save'd TorchScript file) into the archive given by -o."""
+    """Build MODEL into the archive given by -o.
+
+    MODEL is a torch.jit.save'd TorchScript file, or an ONNX model (*.onnx, opset 13..21; its
+    --input specs may be omitted when every input shape in the model is static).
+    """
     from packager.build import BuildOptions
     from packager.build import build as run_build
 
