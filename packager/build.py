@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import platform
 import tempfile
@@ -299,7 +300,15 @@ def _self_check(artifact_path: Path, model: Path, options: BuildOptions,
     from poros_runtime.errors import RuntimeCompatError
 
     try:
-        loaded = poros_runtime.load(artifact_path, device=options.device, strict=False)
+        # The build reports the plan itself; the runtime's per-segment log lines would name the
+        # staging file, which the user never sees.
+        runtime_logger = logging.getLogger("poros_runtime")
+        previous_level = runtime_logger.level
+        runtime_logger.setLevel(logging.ERROR)
+        try:
+            loaded = poros_runtime.load(artifact_path, device=options.device, strict=False)
+        finally:
+            runtime_logger.setLevel(previous_level)
     except RuntimeCompatError as error:
         return {"skipped": f"this host cannot run the artifact ({error})", "passed": None, "plan": []}
     reference = _reference_runner(model, source_format, input_names, options.device)
