@@ -8,6 +8,7 @@ another member.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 
@@ -89,3 +90,16 @@ def member_names_problem(names: Iterable[str]) -> str | None:
                     "a name cannot be both a file and a folder"
                 )
     return None
+
+
+def artifact_path(path: object) -> str:
+    """``path`` as a str (the reader and the writer take str or os.PathLike, never bytes)."""
+    try:
+        location = os.fspath(path)
+    except TypeError:
+        raise UsageError(
+            f"the artifact path must be a str or os.PathLike, not {type(path).__name__}"
+        ) from None
+    if isinstance(location, bytes):
+        raise UsageError(f"the artifact path must be a str, not bytes ({location!r})")
+    return location

@@ -22,7 +22,8 @@ from . import _manifest
 from ._compression import decompress
 from ._container import HEADER_SIZE, RECOPY_ADVICE, Header, decode_header
 from ._manifest import MemberInfo
-from .errors import ArtifactError, IntegrityError, UsageError
+from ._names import artifact_path
+from .errors import ArtifactError, IntegrityError
 
 __all__ = ["Artifact", "read_artifact"]
 
@@ -34,15 +35,7 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
     :class:`IntegrityError` (truncated or corrupted header or manifest) or
     :class:`FormatVersionError` (a format version or required feature this reader lacks).
     """
-    try:
-        location = os.fspath(path)
-    except TypeError:
-        raise UsageError(
-            f"the artifact path must be a str or os.PathLike, not {type(path).__name__}"
-        ) from None
-    if isinstance(location, bytes):
-        raise UsageError(f"the artifact path must be a str, not bytes ({location!r})")
-    return Artifact(location)
+    return Artifact(artifact_path(path))
 
 
 class Artifact:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from . import _manifest
 from ._compression import compress_if_it_pays
 from ._container import HEADER_SIZE, encode_header
-from ._names import member_names_problem
+from ._names import artifact_path, member_names_problem
 from ._version import FORMAT_VERSION, FORMAT_VERSION_STRING, SUPPORTED_FEATURES
 from .errors import ArtifactError, UsageError
 
@@ -39,7 +39,7 @@ def write_artifact(
     left behind.  Raises :class:`UsageError` for invalid input (before anything is written) and
     :class:`ArtifactError` when the file system refuses the write.
     """
-    destination = _check_path(path)
+    destination = artifact_path(path)
     _check_manifest(manifest)
     views = _check_members(members)
     document = {key: value for key, value in manifest.items() if key != "members"}
@@ -54,18 +54,6 @@ def write_artifact(
         ) from exc
     manifest.setdefault("format_version", FORMAT_VERSION_STRING)
     manifest["members"] = table
-
-
-def _check_path(path: object) -> str:
-    try:
-        destination = os.fspath(path)
-    except TypeError:
-        raise UsageError(
-            f"the artifact path must be a str or os.PathLike, not {type(path).__name__}"
-        ) from None
-    if isinstance(destination, bytes):
-        raise UsageError(f"the artifact path must be a str, not bytes ({destination!r})")
-    return destination
 
 
 def _check_manifest(manifest: object) -> None:
