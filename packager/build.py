@@ -245,10 +245,14 @@ def _flatten(output: Any) -> list[torch.Tensor]:
     return []
 
 
+def _as_real64(tensor: torch.Tensor) -> torch.Tensor:
+    """float64 on the CPU; a complex tensor as its (real, imaginary) pairs, not its real part."""
+    tensor = tensor.detach().cpu()
+    return torch.view_as_real(tensor.to(torch.complex128)) if tensor.is_complex() else tensor.double()
+
+
 def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    actual64, expected64 = actual.detach().double().cpu(), expected.detach().double().cpu()
-    if expected64.is_complex() or actual64.is_complex():
-        actual64, expected64 = torch.view_as_real(actual64.cfloat()).double(), torch.view_as_real(expected64.cfloat()).double()
+    actual64, expected64 = _as_real64(actual), _as_real64(expected)
     denominator = expected64.norm().item()
     difference = (actual64 - expected64).norm().item()
     return difference / denominator if denominator > 0 else difference
