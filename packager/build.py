@@ -464,7 +464,7 @@ def build(model: str | os.PathLike, output: str | os.PathLike, options: BuildOpt
 
     progress("write", f"writing {output}")
     report = BuildReport(output=output, node_count=node_count, segments=segment_entries,
-                         fallback_nodes=fallback_nodes, lowering=_report_dict(lowering_report))
+                         fallback_nodes=fallback_nodes, lowering=lowering_report.to_dict())
     staging = output.with_name(f".{output.name}.{os.getpid()}.check")
     try:
         write_artifact(staging, manifest, members)
@@ -495,14 +495,3 @@ def _value_entry(value: Value, symbols) -> dict[str, Any]:
             entry["dims"] = _dims_to_manifest(type_.shape, symbols)
         return entry
     return {"type": str(type_)}
-
-
-def _report_dict(report: Any) -> dict[str, Any]:
-    if report is None:
-        return {}
-    if hasattr(report, "to_dict"):
-        return report.to_dict()
-    if hasattr(report, "__dict__"):
-        return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str, list, dict))}
-    return {}
-

@@ -17,27 +17,9 @@ import torch
 from packager.build import BuildOptions, build
 from packager.spec import parse_input_spec
 from tests import models
-from tests.support.isolated import run_isolated_json
+from tests.support.runtime import run_in_runtime
 
 DEVICE = os.environ.get("POROS_TEST_DEVICE", "cpu")
-
-
-def _run_in_runtime(artifact: Path, batches: list[list[torch.Tensor]], tmp_path: Path) -> list:
-    """Run ``artifact`` on each input list in an isolated child; returns the outputs."""
-    inputs_file, outputs_file = tmp_path / "inputs.pt", tmp_path / "outputs.pt"
-    torch.save(batches, inputs_file)
-    result = run_isolated_json(f"""
-        import torch, poros_runtime
-        module = poros_runtime.load({str(artifact)!r}, device={DEVICE!r})
-        batches = torch.load({str(inputs_file)!r})
-        with torch.no_grad():
-            outputs = [module(*[t.to({DEVICE!r}) for t in inputs]) for inputs in batches]
-        def cpu(value):
-            return tuple(cpu(v) for v in value) if isinstance(value, tuple) else value.cpu()
-        torch.save([cpu(o) for o in outputs], {str(outputs_file)!r})
-        emit({{"plan": [dict(p) for p in module.plan]}})
-    """)
-    return torch.load(outputs_file), result
 
 
 def _assert_matches(actual, expected, rtol=1e-4, atol=1e-5):
@@ -86,7 +68,7 @@ def test_model_builds_and_matches_eager_in_the_runtime(name, tmp_path):
     assert all(v["requirements"]["device_type"] == DEVICE for s in report.segments for v in s["variants"])
 
     batches = [_make_inputs(shapes, specs) for shapes in batch_shapes]
-    outputs, result = _run_in_runtime(artifact, batches, tmp_path)
+    outputs, result = run_in_runtime(artifact, batches, tmp_path, device=DEVICE)
     reference = torch.jit.load(str(model_path)).eval()
     for inputs, output in zip(batches, outputs):
         with torch.no_grad():
@@ -114,7 +96,7 @@ def test_static_batch_and_torchscript_target(tmp_path):
         report = build(model_path, artifact, BuildOptions(inputs=specs, target=target, device=DEVICE))
         assert (len(report.segments) == 0) == (target == "torchscript")
         batches = [_make_inputs([(4, 8), (4, 6)], specs)]
-        outputs, _ = _run_in_runtime(artifact, batches, tmp_path)
+        outputs, _ = run_in_runtime(artifact, batches, tmp_path, device=DEVICE)
         with torch.no_grad():
             expected = torch.jit.load(str(model_path))(*batches[0])
         _assert_matches(outputs[0], expected)

@@ -11,7 +11,7 @@ from onnx.reference import ReferenceEvaluator
 
 from packager.build import BuildOptions, build
 from packager.spec import parse_input_spec
-from tests.support.isolated import run_isolated_json
+from tests.support.runtime import run_in_runtime
 
 
 def _cnn_onnx(path, batch="N"):
@@ -41,25 +41,13 @@ def _cnn_onnx(path, batch="N"):
     return path
 
 
-def _run_in_runtime(artifact, inputs, tmp_path):
-    torch.save(inputs, tmp_path / "in.pt")
-    run_isolated_json(f"""
-        import torch, poros_runtime
-        module = poros_runtime.load({str(artifact)!r})
-        outputs = [module(*batch) for batch in torch.load({str(tmp_path / "in.pt")!r})]
-        torch.save(outputs, {str(tmp_path / "out.pt")!r})
-        emit({{"ok": True}})
-    """)
-    return torch.load(tmp_path / "out.pt")
-
-
 def test_hand_built_onnx_cnn_with_dynamic_batch_matches_onnx_reference(tmp_path):
     model = _cnn_onnx(tmp_path / "cnn.onnx")
     artifact = tmp_path / "cnn.poros"
     report = build(model, artifact, BuildOptions(inputs=[parse_input_spec("1..4x3x16x16")]))
     assert report.segments and report.self_check["passed"]
     batches = [[torch.randn(b, 3, 16, 16)] for b in (1, 3, 4)]
-    outputs = _run_in_runtime(artifact, batches, tmp_path)
+    outputs, _ = run_in_runtime(artifact, batches, tmp_path)
     evaluator = ReferenceEvaluator(str(model))
     for (x,), actual in zip(batches, outputs):
         (expected,) = evaluator.run(None, {"x": x.numpy()})
@@ -87,7 +75,7 @@ def test_torch_onnx_export_builds_and_matches_eager(tmp_path):
     artifact = tmp_path / "exported.poros"
     build(path, artifact, BuildOptions(inputs=[parse_input_spec("1..4x3x16x16")]))
     batches = [[torch.randn(b, 3, 16, 16)] for b in (1, 4)]
-    outputs = _run_in_runtime(artifact, batches, tmp_path)
+    outputs, _ = run_in_runtime(artifact, batches, tmp_path)
     for (x,), actual in zip(batches, outputs):
         with torch.no_grad():
             torch.testing.assert_close(actual, module(x), rtol=1e-4, atol=1e-5)

@@ -96,6 +96,9 @@ PYTHON_BUILTINS: dict[str, Callable[..., Any]] = {
 
 # Builtins that take their polymorphic form only for some overloads; others go to torch.ops.
 _POLYMORPHIC_OVERLOADS = {"t", "str", "Tensor_list", "int_list", "list", "Dict_str", "tuple"}
+# Builtins whose Python version serves every overload.
+_ANY_OVERLOAD = frozenset({"aten::len", "aten::__getitem__", "aten::__is__", "aten::__isnot__", "aten::__not__",
+                           "aten::warn", "aten::format", "aten::dim", "aten::numel"})
 
 
 def call_node(node: Node, values: list[Any]) -> Any:
@@ -105,10 +108,7 @@ def call_node(node: Node, values: list[Any]) -> Any:
         return exact(*values)
     builtin = PYTHON_BUILTINS.get(node.op)
     if builtin is not None and (node.namespace == "prim" or not node.overload
-                                or node.overload in _POLYMORPHIC_OVERLOADS
-                                or node.op in ("aten::len", "aten::__getitem__", "aten::__is__",
-                                               "aten::__isnot__", "aten::__not__", "aten::warn",
-                                               "aten::format", "aten::dim", "aten::numel")):
+                                or node.overload in _POLYMORPHIC_OVERLOADS or node.op in _ANY_OVERLOAD):
         return builtin(*values)
     overload = resolve_overload(node.op, node.overload)
     args, kwargs = split_arguments(overload, values)
