@@ -56,6 +56,9 @@ class InductorEngine:
         self.where = where
 
     def __call__(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        # AOTInductor code indexes inputs with the strides seen at export (contiguous) and does
+        # not check them; the glue can hand over views (a reshape of a chunk, a transpose).
+        inputs = [tensor.contiguous() for tensor in inputs]
         with self._lock:
             return self._loader.run(inputs)
 
