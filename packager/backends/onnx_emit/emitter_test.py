@@ -7,6 +7,11 @@ kernels (numpy vs ATen: other summation orders in matmul/conv/reductions, other 
 approximations); on these small inputs (values ~1, reductions over <= 200 terms) that moves
 results by a few fp32 ulps (~1e-7 relative each), well under 1e-5, while a wrong axis, padding,
 scale or formula moves them by far more than 1e-5.
+
+Inputs include the values an op treats specially (halves for rounding, NaN / infinities / signed
+zeros, negative integer division, division by zero, pooling sizes where torch's ``ceil_mode``
+drops a window). onnx.reference's grouped ConvTranspose is wrong in onnx 1.23, so the reference
+run replaces it with per-group ``group=1`` runs (:class:`ConvTranspose`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import onnx
 import pytest
 import torch
 from onnx.reference import ReferenceEvaluator
+from onnx.reference.ops.op_conv_transpose import ConvTranspose as _ReferenceConvTranspose
 
 from packager.backends.onnx_emit import EMISSION_TABLE, EmissionEntry, EmissionTable, emission_capability, emit_onnx
 from packager.errors import BackendError, InternalError
@@ -93,6 +99,31 @@ def _with_weights(op: str, input_shape: tuple, weights: list[Any], *arguments: A
     def build(b: GraphBuilder):
         x = b.input(tensor_type(*input_shape))
         return [b.op(op, x, *weights, *arguments, out=ANY, overload=overload)], [_randn(*input_shape)]
+
+    return build
+
+
+@dataclass
+class In:
+    """An argument of :func:`_call` that is a graph input fed with ``data``."""
+
+    data: torch.Tensor
+
+
+def _call(op: str, *arguments: Any, overload: str = "", parts: int = 1) -> Callable:
+    """``op(*arguments)``: :class:`In` arguments are graph inputs (fed their data), the others
+    constants; ``parts`` outputs."""
+
+    def build(b: GraphBuilder):
+        values, data = [], []
+        for argument in arguments:
+            if isinstance(argument, In):
+                values.append(b.input(tensor_type(*argument.data.shape, dtype=dtype_name(argument.data.dtype))))
+                data.append(argument.data)
+            else:
+                values.append(argument)
+        node = b.node(op, *values, out=[ANY] * parts, overload=overload)
+        return list(node.outputs), data
 
     return build
 
@@ -189,6 +220,18 @@ def _dynamic_flatten_and_select(b: GraphBuilder):
 
 CONV_WEIGHT, CONV_BIAS = _randn(4, 3, 3, 3), _randn(4)
 STATS = [_randn(3), _randn(3), _randn(3), _randn(3).abs() + 0.5]
+NAN, INF = float("nan"), float("inf")
+# Halves (round to even), signed zeros, NaN and infinities where the op treats them specially.
+HALVES = torch.tensor([[-2.5, -1.5, -0.5, 0.5], [1.5, 2.5, -1.7, 1.2], [0.0, -0.0, 3.49, -3.51]])
+SPECIALS = torch.tensor([[NAN, -0.0, 0.0, -3.0], [2.0, INF, -INF, 1e-30]])
+# Dividends and divisors for rounded division: signs mixed, quotients that round up to a whole
+# number in fp32 (1 / 0.1: torch gives 9 with rounding_mode="floor"), exact multiples, division by zero.
+DIVIDEND = torch.tensor([[1.0, -1.0, 7.5, -7.5, 0.3, -0.3], [6.0, -6.0, 5.0, 0.0, -2.0, 0.5]])
+DIVISOR = torch.tensor([[0.1, 0.1, 2.0, 2.0, -0.7, -0.7], [3.0, 3.0, 0.0, 0.0, 0.0, -0.25]])
+INT_DIVIDEND = torch.tensor([[7, -7, 7, -7, 0, 6], [-6, 1, -1, 9, -9, 5]])
+INT_DIVISOR = torch.tensor([[2, 2, -2, -2, 3, -3], [4, -5, 5, 3, 4, -1]])
+SMALL_INTS = torch.tensor([[3, -2, 0, 5], [2, 2, -7, 1], [0, 4, 2, -1]])
+MASK = torch.tensor([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
 
 CASES = [
     Case("relu", _unary("aten::relu")),
@@ -287,6 +330,136 @@ CASES = [
     Case("sdpa_float_mask", _attention((2, 3, 4), (2, 5, 4), mask=_randn(3, 5))),
     Case("sdpa_bool_mask", _attention((2, 3, 4), (2, 5, 4), mask=torch.tensor([[True] * 5, [True, False] * 2 + [True],
                                                                                [False] * 4 + [True]]))),
+    # unary
+    Case("abs", _unary("aten::abs")),
+    Case("abs_int", _call("aten::abs", In(SMALL_INTS))),
+    Case("neg_int", _call("aten::neg", In(SMALL_INTS))),
+    Case("log", _unary("aten::log", True)),
+    Case("exp_of_int_is_float", _call("aten::exp", In(SMALL_INTS))),
+    Case("sin", _unary("aten::sin")),
+    Case("cos", _unary("aten::cos")),
+    Case("reciprocal", _unary("aten::reciprocal", True)),
+    Case("floor", _call("aten::floor", In(HALVES))),
+    Case("floor_int_unchanged", _call("aten::floor", In(SMALL_INTS))),
+    Case("ceil", _call("aten::ceil", In(HALVES))),
+    Case("round_half_to_even", _call("aten::round", In(HALVES))),
+    Case("round_decimals", _call("aten::round", In(HALVES * 0.37), 2, overload="decimals")),
+    Case("round_negative_decimals", _call("aten::round", In(HALVES * 37), -1, overload="decimals")),
+    Case("round_decimals_half", _call("aten::round", In((HALVES * 0.37).half()), 1, overload="decimals")),
+    Case("sign_nan_zero_inf", _call("aten::sign", In(SPECIALS))),
+    Case("sign_int", _call("aten::sign", In(SMALL_INTS))),
+    Case("hardswish", _call("aten::hardswish", In(_randn(3, 8) * 3))),
+    Case("hardsigmoid", _call("aten::hardsigmoid", In(_randn(3, 8) * 3))),
+    Case("elu", _unary("aten::elu", False, 0.5, 1, 1)),
+    Case("elu_scaled", _unary("aten::elu", False, 0.7, 2.0, 0.5)),
+    # clamp
+    Case("clamp_int_by_floats", _call("aten::clamp", In(SMALL_INTS), 0.5, 3.5)),
+    Case("clamp_min_scalar", _unary("aten::clamp_min", False, -0.2)),
+    Case("clamp_max_scalar", _unary("aten::clamp_max", False, 0.3)),
+    Case("clamp_tensor_bounds", _call("aten::clamp", In(_randn(2, 3)), In(_randn(3) - 0.5), In(_randn(2, 1) + 0.5),
+                                      overload="Tensor")),
+    Case("clamp_tensor_min_above_max", _call("aten::clamp", In(_randn(2, 3)), In(torch.full((3,), 0.5)),
+                                             In(torch.full((2, 1), -0.5)), overload="Tensor")),
+    Case("clamp_tensor_max_only", _call("aten::clamp", In(_randn(2, 3)), None, In(_randn(3)), overload="Tensor")),
+    Case("clamp_tensor_int", _call("aten::clamp", In(SMALL_INTS), In(torch.tensor([0, 1, -1, 2])), None,
+                                   overload="Tensor")),
+    Case("clamp_min_tensor", _call("aten::clamp_min", In(_randn(2, 3)), In(_randn(2, 3)), overload="Tensor")),
+    Case("clamp_max_tensor_float_bound", _call("aten::clamp_max", In(SMALL_INTS),
+                                               In(torch.tensor([0.5, 1.5, -2.0, 3.0])), overload="Tensor")),
+    # binary
+    Case("pow_scalar_base", _call("aten::pow", 2.0, In(_randn(2, 3)), overload="Scalar")),
+    Case("minimum", _single("aten::minimum", [(2, 3), (3,)])),
+    Case("maximum_int_float", _call("aten::maximum", In(SMALL_INTS), In(_randn(4)))),
+    Case("min_other", _single("aten::min", [(2, 3), (2, 1)], overload="other")),
+    Case("max_other", _single("aten::max", [(2, 3), (2, 3)], overload="other")),
+    Case("div_floor", _call("aten::div", In(DIVIDEND), In(DIVISOR), "floor", overload="Tensor_mode")),
+    Case("div_trunc", _call("aten::div", In(DIVIDEND), In(DIVISOR), "trunc", overload="Tensor_mode")),
+    Case("div_floor_int", _call("aten::div", In(INT_DIVIDEND), In(INT_DIVISOR), "floor", overload="Tensor_mode")),
+    Case("div_trunc_int", _call("aten::div", In(INT_DIVIDEND), In(INT_DIVISOR), "trunc", overload="Tensor_mode")),
+    Case("div_floor_int32", _call("aten::div", In(INT_DIVIDEND.int()), In(INT_DIVISOR.int()), "floor",
+                                  overload="Tensor_mode")),
+    Case("div_mode_none_int", _call("aten::div", In(INT_DIVIDEND), In(INT_DIVISOR), None, overload="Tensor_mode")),
+    Case("div_floor_int_by_float", _call("aten::div", In(INT_DIVIDEND), In(DIVISOR), "floor", overload="Tensor_mode")),
+    Case("div_scalar_floor_int", _call("aten::div", In(INT_DIVIDEND), -4, "floor", overload="Scalar_mode")),
+    Case("div_scalar_trunc", _call("aten::div", In(DIVIDEND), 0.7, "trunc", overload="Scalar_mode")),
+    Case("floor_divide", _call("aten::floor_divide", In(DIVIDEND), In(DIVISOR))),
+    Case("floor_divide_scalar_int", _call("aten::floor_divide", In(INT_DIVIDEND), 3, overload="Scalar")),
+    # comparisons and logic
+    Case("eq", _call("aten::eq", In(HALVES), In(HALVES.round()), overload="Tensor")),
+    Case("ne_scalar_int", _call("aten::ne", In(SMALL_INTS), 2, overload="Scalar")),
+    Case("lt_int_float", _call("aten::lt", In(SMALL_INTS), In(_randn(4) * 3), overload="Tensor")),
+    Case("le_scalar", _call("aten::le", In(HALVES), -0.5, overload="Scalar")),
+    Case("gt_bool", _call("aten::gt", In(MASK), In(MASK.flip(0)), overload="Tensor")),
+    Case("ge_int_by_float_scalar", _call("aten::ge", In(SMALL_INTS), 2.5, overload="Scalar")),
+    Case("eq_scalar_nan", _call("aten::eq", In(SPECIALS), 0, overload="Scalar")),
+    Case("ne_nan", _call("aten::ne", In(SPECIALS), In(SPECIALS), overload="Tensor")),
+    Case("lt_scalar_int_by_float", _call("aten::lt", In(SMALL_INTS), 1.5, overload="Scalar")),
+    Case("le_half_by_0d_int", _call("aten::le", In(HALVES.half()), In(torch.tensor(1)), overload="Tensor")),
+    Case("gt_scalar_bool_by_int", _call("aten::gt", In(MASK), 0, overload="Scalar")),
+    Case("ge_int64_int32", _call("aten::ge", In(SMALL_INTS.int()), In(SMALL_INTS.flip(1)), overload="Tensor")),
+    Case("logical_not", _call("aten::logical_not", In(MASK))),
+    Case("logical_not_float_nan", _call("aten::logical_not", In(SPECIALS))),
+    Case("logical_and", _call("aten::logical_and", In(MASK), In(MASK.flip(1)))),
+    Case("logical_or_float", _call("aten::logical_or", In(SPECIALS[:, :2]), In(MASK[:2, :2]))),
+    Case("logical_xor_int", _call("aten::logical_xor", In(SMALL_INTS), In(MASK))),
+    Case("where", _call("aten::where", In(MASK), In(_randn(3, 4)), In(SMALL_INTS), overload="self")),
+    Case("where_scalar_self", _call("aten::where", In(MASK), 1.5, In(_randn(4)), overload="ScalarSelf")),
+    Case("where_scalar_other_int", _call("aten::where", In(MASK), In(SMALL_INTS), -1, overload="ScalarOther")),
+    Case("where_scalars", _call("aten::where", In(MASK), 1.0, 0.0, overload="Scalar")),
+    # scans and indices
+    Case("cumsum", _single("aten::cumsum", [(2, 3, 4)], 1, None)),
+    Case("cumsum_int32_to_int64", _call("aten::cumsum", In(SMALL_INTS.int()), -1, None)),
+    Case("cumsum_dtype", _single("aten::cumsum", [(2, 5)], 0, torch.float64)),
+    Case("argmax_keepdim", _single("aten::argmax", [(2, 3, 4)], 1, True)),
+    Case("argmax_flat", _single("aten::argmax", [(2, 3, 4)], None, False)),
+    Case("argmin_first_of_ties", _call("aten::argmin", In(SMALL_INTS.abs()), -1, False)),
+    Case("argmin_flat_keepdim", _single("aten::argmin", [(2, 3, 4)], None, True)),
+    Case("topk", _call("aten::topk", In(_randn(3, 6)), 3, -1, True, True, parts=2)),
+    Case("topk_smallest", _call("aten::topk", In(_randn(4, 3)), 2, 0, False, True, parts=2)),
+    Case("topk_1d", _call("aten::topk", In(_randn(7)), 3, 0, True, True, parts=2)),
+    Case("argmax_1d", _call("aten::argmax", In(_randn(7)), 0, True)),
+    # transposed convolution, string padding
+    Case("conv_transpose1d", _call("aten::conv_transpose1d", In(_randn(1, 3, 6)), _randn(3, 2, 3), _randn(2),
+                                   [2], [1], [1], 1, [1])),
+    Case("conv_transpose2d_groups_output_padding", _call(
+        "aten::conv_transpose2d", In(_randn(2, 4, 5, 4)), _randn(4, 3, 3, 2), _randn(6),
+        [2, 3], [1, 0], [1, 2], 2, [1], overload="input")),
+    Case("conv_transpose2d_groups_dilation", _call(
+        "aten::conv_transpose2d", In(_randn(1, 4, 5, 4)), _randn(4, 2, 3, 2), _randn(4),
+        [1], [2, 1], [0], 2, [2, 3], overload="input")),
+    Case("conv_transpose3d", _call("aten::conv_transpose3d", In(_randn(1, 2, 3, 3, 3)), _randn(2, 2, 2, 2, 2), None,
+                                   [1], [0], [0], 1, [1], overload="input")),
+    Case("convolution_transposed", _with_weights("aten::convolution", (1, 3, 4, 4), [_randn(3, 4, 3, 3), _randn(4)],
+                                                 [2, 2], [1, 1], [1, 1], True, [1, 1], 1)),
+    Case("_convolution_transposed_depthwise", _with_weights(
+        "aten::_convolution", (1, 4, 4, 4), [_randn(4, 1, 3, 3), None],
+        [2, 1], [0, 1], [1, 1], True, [1, 0], 4, False, False, True, True)),
+    Case("conv2d_same_even_kernel_dilated", _call("aten::conv2d", In(_randn(1, 3, 7, 8)), _randn(4, 3, 4, 2),
+                                                  _randn(4), [1], "same", [1, 2], 1, overload="padding")),
+    Case("conv1d_valid", _call("aten::conv1d", In(_randn(1, 3, 8)), _randn(2, 3, 3), None, [2], "valid", [1], 1,
+                               overload="padding")),
+    Case("conv3d_same_groups", _call("aten::conv3d", In(_randn(1, 2, 4, 4, 5)), _randn(4, 1, 3, 2, 3), None, [1],
+                                     "same", [1], 2, overload="padding")),
+    # pooling: ceil_mode on sizes where torch drops a last window that would start in the padding
+    # (5 wide, kernel 2, stride 2, pad 1: 3 outputs, where ceil((5 + 2 - 2) / 2) + 1 = 4) and where
+    # the last window runs past the padding
+    Case("max_pool2d_ceil_drops_window", _single("aten::max_pool2d", [(1, 2, 5, 5)], [2, 2], [2, 2], [1, 1], [1, 1],
+                                                 True)),
+    Case("max_pool2d_ceil_overhang", _single("aten::max_pool2d", [(1, 2, 6, 7)], [3, 3], [2, 2], [1, 1], [1, 1],
+                                             True)),
+    Case("max_pool2d_ceil_drops_window_tall", _single("aten::max_pool2d", [(1, 2, 10, 6)], [3, 2], [4, 3], [1, 0],
+                                                      [1, 1], True)),
+    Case("avg_pool2d_ceil_drops_window", _single("aten::avg_pool2d", [(1, 2, 5, 5)], [2, 2], [2, 2], [1, 1],
+                                                 True, True, None)),
+    Case("avg_pool2d_ceil_counting_pad_overhang", _single("aten::avg_pool2d", [(1, 2, 6, 7)], [3, 3], [2, 2], [1, 1],
+                                                          True, True, None)),
+    Case("avg_pool2d_ceil_excluding_pad_overhang", _single("aten::avg_pool2d", [(1, 2, 6, 7)], [3, 3], [2, 2], [1, 1],
+                                                           True, False, None)),
+    Case("avg_pool2d_ceil_no_pad_overhang", _single("aten::avg_pool2d", [(1, 2, 6, 7)], [3, 3], [2, 2], [0, 0],
+                                                    True, True, None)),
+    Case("avg_pool2d_ceil_no_change", _single("aten::avg_pool2d", [(1, 2, 6, 6)], [2, 2], [], [0, 0],
+                                              True, True, None)),
+    Case("adaptive_avg_pool2d_dividing", _single("aten::adaptive_avg_pool2d", [(2, 3, 4, 6)], [2, 3])),
     Case("dynamic_view", _dynamic_view, extra_inputs=[[_randn(5, 3, 4, 4)]]),
     Case("dynamic_shape_arithmetic", _dynamic_shape_arithmetic, extra_inputs=[[_randn(1, 2, 4, 3)]]),
     Case("dynamic_flatten_select", _dynamic_flatten_and_select, extra_inputs=[[_randn(2, 7, 3, 2)]]),
@@ -319,9 +492,29 @@ def _run_eager(graph: Graph, inputs: list[torch.Tensor], fill_types: bool = Fals
     return [env[id(value)] for value in graph.outputs]
 
 
+class ConvTranspose(_ReferenceConvTranspose):
+    """onnx.reference's ConvTranspose with ``group > 1`` (onnx 1.23) slices the weight by output
+    channels and fails or computes something else; this runs each group as its own
+    ``group=1`` ConvTranspose, which is the operator's definition: group ``g`` maps input channels
+    ``g * C / G ...`` through weight rows ``g * C / G ...`` to output channels ``g * M / G ...``."""
+
+    def _run(self, X, W, B=None, **attributes):  # noqa: N803 (ONNX's input names)
+        group = attributes.pop("group", None) or 1
+        if group == 1:
+            return super()._run(X, W, B, group=1, **attributes)
+        pieces = [super(ConvTranspose, self)._run(x, w, None, group=1, **attributes)[0]
+                  for x, w in zip(np.split(X, group, axis=1), np.split(W, group, axis=0))]
+        result = np.concatenate(pieces, axis=1)
+        if B is not None:
+            result = result + B.reshape(1, -1, *[1] * (result.ndim - 2))
+        return (result.astype(X.dtype),)
+
+
 def _run_onnx(model: onnx.ModelProto, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     feeds = {info.name: data.numpy() for info, data in zip(model.graph.input, inputs)}
-    return [torch.from_numpy(np.asarray(result)) for result in ReferenceEvaluator(model).run(None, feeds)]
+    with np.errstate(divide="ignore", invalid="ignore"):  # division by zero is part of some cases
+        results = ReferenceEvaluator(model, new_ops=[ConvTranspose]).run(None, feeds)
+    return [torch.from_numpy(np.asarray(result)) for result in results]
 
 
 def _assert_matches_eager(graph: Graph, model: onnx.ModelProto, inputs: list[torch.Tensor]) -> None:
@@ -389,8 +582,17 @@ def _node_of(op: str, *arguments: Any, overload: str = "", input_type: TensorTyp
     ("aten::view", "dtype", (torch.int32,), "aten::view.dtype has no ONNX emitter"),
     ("aten::dropout", "", (0.5, True), "aten::dropout is emitted only with train=False"),
     ("aten::gelu", "", ("erf",), "aten::gelu needs a constant approximate='none' or 'tanh'"),
-    ("aten::max_pool2d", "", ([2], [2], [0], [1], True), "aten::max_pool2d is emitted only with ceil_mode=False"),
-    ("aten::adaptive_avg_pool2d", "", ([2, 2],), "only for output size 1"),
+    ("aten::adaptive_avg_pool2d", "", ([3, 3],), "an output size of 1 or one that divides static input sizes"),
+    ("aten::avg_pool2d", "", ([2], [2], [0], True, True, 3), "emitted only with divisor_override=None"),
+    ("aten::div", "Scalar_mode", (2, "round"), "needs a constant rounding_mode None, 'trunc' or 'floor'"),
+    ("aten::topk", "", (2, -1, True, False), "aten::topk is emitted only with sorted=True"),
+    ("aten::conv2d", "padding", (torch.ones(2, 2, 3, 3), None, [2], "same", [1], 1), "only with stride 1"),
+    ("aten::clamp", "", (None, None), "aten::clamp needs at least one bound"),
+    ("aten::max_pool2d", "", ([2], [2], [0], [2], False), "TensorRT's ONNX parser refuses dilated pooling"),
+    ("aten::conv_transpose2d", "input", (torch.ones(2, 2, 3, 3), None, [2], [0], [0], 1, [2]),
+     "'Strided & Dilated Deconv are currently not supported'"),
+    ("aten::convolution", "", (torch.ones(2, 2, 3, 3), None, [1, 2], [0], [2, 1], True, [0], 1),
+     "a transposed convolution both strided and dilated is not emitted"),
 ])
 def test_capability_reasons(op: str, overload: str, arguments: tuple, reason: str) -> None:
     graph, node = _node_of(op, *arguments, overload=overload, input_type=tensor_type(1, 2, 4, 4))
@@ -419,6 +621,17 @@ def test_capability_reasons_for_data_dependent_and_symbolic_cases() -> None:
     assert "data-dependent" in emission_capability(number)
     chunk = builder.node("aten::chunk", x, 2, 0, out=TENSORS)
     assert "static size" in emission_capability(chunk)
+    image = builder.input(TensorType("float32", (1, 2, SymDim("s1", 4, 8), 8)))
+    ceil_pool = builder.node("aten::max_pool2d", image, [2], [2], [0], [1], True, out=FLOAT)
+    assert "ceil_mode=True needs static spatial sizes" in emission_capability(ceil_pool)
+    floor_pool = builder.node("aten::max_pool2d", image, [2], [2], [0], [1], False, out=FLOAT)
+    assert emission_capability(floor_pool) is None
+    adaptive = builder.node("aten::adaptive_avg_pool2d", image, [2, 2], out=FLOAT)
+    assert "divides static input sizes" in emission_capability(adaptive)
+    unbatched = builder.node("aten::adaptive_avg_pool2d", builder.input(tensor_type(2, 4, 4)), [1, 1], out=FLOAT)
+    assert "batched (N, C, H, W)" in emission_capability(unbatched)
+    integers = builder.input(tensor_type(2, 3, dtype="int64"))
+    assert "floating-point" in emission_capability(builder.node("aten::hardswish", integers, out=FLOAT))
 
 
 def test_duplicate_registration_is_an_error() -> None:

@@ -1,12 +1,16 @@
-"""An emitted CNN segment with a dynamic batch parses with the TensorRT-RTX ONNX parser (the one
-the tensorrt-rtx backend hands it to). Parsing only: TensorRT engines cannot run on this
-project's machines (see DESIGN.md), so numbers are checked against onnx.reference elsewhere."""
+"""Emitted models parse with the TensorRT-RTX ONNX parser (the one the tensorrt-rtx backend hands
+them to) and build into plans on this CPU-only host: an emitted CNN segment with a dynamic batch,
+and every numeric case of ``emitter_test.py``. Building matters beside parsing: the builder refuses
+some networks the parser accepts (a transposed convolution both strided and dilated), and the
+capability probe only parses. TensorRT engines cannot run on this project's machines (see
+DESIGN.md), so numbers are checked against onnx.reference in ``emitter_test.py``."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from packager.backends._tensorrt_build import build_plan
 from packager.backends.onnx_emit import emit_onnx
 from packager.backends.onnx_emit.emitter_test import CASES, build_case
 from packager.ir.types import INT, ListType, ScalarType, SymDim, TensorType
@@ -58,3 +62,12 @@ def test_emitted_cnn_parses_with_tensorrt_rtx() -> None:
 def test_every_table_case_parses_with_tensorrt_rtx(case) -> None:
     graph, _ = build_case(case)
     _parse(emit_onnx(graph, opset=case.opset))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_every_table_case_builds_a_tensorrt_rtx_plan(case) -> None:
+    graph, inputs = build_case(case)
+    model = emit_onnx(graph, opset=case.opset)
+    shapes = {info.name: (tuple(data.shape),) * 3 for info, data in zip(model.graph.input, inputs)
+              if any(dim.dim_param for dim in info.type.tensor_type.shape.dim)}
+    assert build_plan(trt, model, input_shapes=shapes).plan
