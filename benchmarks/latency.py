@@ -253,7 +253,11 @@ def _cuda_graph_runner(module: nn.Module, inputs: Sequence[torch.Tensor]) -> Cal
         graph.replay()
         return static_output
 
-    replay.graph = graph  # keep the graph (and its memory pool) alive with the runner
+    # Keep the graph (and its memory pool) and the static inputs alive with the runner: freed
+    # inputs would go back to the caching allocator, and replays would read whatever reuses
+    # that memory (NaN outputs, or out-of-range token ids and a device-side assert).
+    replay.graph = graph
+    replay.inputs = static_inputs
     return replay
 
 
