@@ -327,21 +327,21 @@ def _die(message: str, code: int = EXIT_USAGE) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="benchmarks/latency.py",
-        description="Latency of eager PyTorch, frozen TorchScript and a poros artifact, side by side.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Latency of eager PyTorch, frozen TorchScript and a poros artifact, side by side.")
     parser.add_argument("--model", choices=("resnet50", "resnet18", "small_cnn", "transformer"), default="small_cnn",
-                        help="resnet18/resnet50 come from torchvision (random weights)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+                        help="resnet18/resnet50 come from torchvision (random weights) (default: small_cnn)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="(default: cpu)")
     parser.add_argument("--precision", choices=tuple(DTYPES), default="fp32",
-                        help="passed to the build (engines compute in it); eager and TorchScript run in this dtype")
+                        help="passed to the build (engines compute in it); eager and TorchScript run in this dtype "
+                             "(default: fp32)")
     parser.add_argument("--target", dest="targets", action="append", default=None, metavar="BACKEND",
                         help="engine backend, repeatable in order of preference, as in poros-pack build "
                              "(default: inductor)")
     parser.add_argument("--batch", dest="batches", action="append", type=int, default=None, metavar="N",
                         help="batch size, repeatable (default: 1)")
-    parser.add_argument("--iters", type=int, default=100, help="calls per timed block")
-    parser.add_argument("--repeats", type=int, default=10, help="timed blocks per variant and batch size")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed calls per variant and batch size first")
+    parser.add_argument("--iters", type=int, default=100, help="calls per timed block (default: 100)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed blocks per variant and batch size (default: 10)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls per variant and batch size first (default: 10)")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="build one artifact whose batch dim ranges over min..max of --batch "
                              "(default: one static artifact per batch size)")
