@@ -310,6 +310,11 @@ def git_info() -> dict[str, Any]:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
+    # Only this checkout's own repository: a copy without .git inside another repository (as
+    # on the GPU machine) would otherwise report the enclosing repository's commit.
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != REPO.resolve():
+        return {"commit": None, "dirty": None}
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
