@@ -9,14 +9,29 @@ Invariants of the result, for every block (nested ``prim::If`` / ``prim::Loop`` 
 * no segment spans a node with side effects (see :func:`has_side_effects`), so outlining moves
   nodes only across pure ones;
 * every segment input and output is a tensor (engines take and return tensors only);
+* no memory the model writes in place is shared across a segment boundary (see below);
 * the same graph gives the same segments: nothing depends on object ids or set order.
 
 Algorithm, per block: walk the nodes in order. A supported node joins the segment of one of
 its producers if that keeps the segment convex, else the latest open segment it does not depend
 on, else starts a new one (open = not behind a side-effecting node). Then every node that would
-pass a non-tensor across a segment boundary is refused and the block is partitioned again, until
-nothing changes. Last, segments with fewer counted nodes than ``min_segment_size``, and
-segments whose results nothing uses, go back to the glue.
+pass a non-tensor across a segment boundary, or carry written memory across it, is refused and
+the block is partitioned again, until nothing changes. Last, segments with fewer counted nodes
+than ``min_segment_size``, and segments whose results nothing uses, go back to the glue.
+
+Views across a boundary. An engine's outputs are only guaranteed to hold the right values, not
+to share memory the way the ops inside it would in eager: an fp16/bf16 engine returns copies
+(outputs are cast back), TensorRT always does, and the runtime hands AOTInductor a contiguous
+copy of a strided input. Eager TorchScript, though, lets a write through one alias reach the
+others (``v = h.view(-1); v.add_(1)`` changes ``h``), and in-place ops on views stay in the
+glue. So the rule, from the ops' schemas (``Tensor(a)`` = shares memory with an argument):
+a segment node whose tensor output leaves the segment and may share memory with a value
+defined outside the segment (an engine input or a constant) or with another output of the
+segment is refused, when the model writes that memory in place anywhere
+(:meth:`AliasClasses.is_written`, over the whole graph). The view is then taken in the glue
+and aliases exactly as in eager; the engine keeps its fresh results. Memory nothing writes
+may be shared or not, nobody can tell: those views stay in engines and cost nothing. Outputs
+are never cloned at run time (``poros_runtime.ops``).
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ from dataclasses import dataclass, field
 
 from packager.errors import InternalError, UsageError
 from packager.ir import Block, Graph, Node, Value
+from packager.ir.effects import STRUCTURAL_OPS, AliasClasses, may_alias, schema_of
 from packager.segment._dataflow import CONSTANT_OP, boundary, is_constant, predecessors
 from packager.segment.capability import Capability, all_of, deny_ops, has_side_effects, structural_rules
 
@@ -89,7 +105,7 @@ def partition(
     )
     reasons: dict[int, str | None] = {}
     groups: list[tuple[Block, list[Node]]] = []
-    _partition_block(graph.block, check, min_segment_size, reasons, groups)
+    _partition_block(graph.block, check, min_segment_size, reasons, groups, AliasClasses(graph))
 
     order = {id(node): index for index, node in enumerate(graph.walk())}
     groups.sort(key=lambda group: order[id(group[1][0])])
@@ -115,9 +131,10 @@ def _partition_block(
     min_segment_size: int,
     reasons: dict[int, str | None],
     groups: list[tuple[Block, list[Node]]],
+    aliases: AliasClasses,
 ) -> None:
     """Fill ``reasons`` (id of node -> reason or None) and ``groups`` for ``block`` and the
-    blocks nested in it."""
+    blocks nested in it; ``aliases`` are the whole graph's."""
     for node in block.nodes:
         if node.op == CONSTANT_OP:
             continue
@@ -128,11 +145,15 @@ def _partition_block(
             )
         reasons[id(node)] = reason
         for inner in node.blocks:
-            _partition_block(inner, check, min_segment_size, reasons, groups)
+            _partition_block(inner, check, min_segment_size, reasons, groups, aliases)
 
     while True:
         proposed = _propose(block, reasons)
-        refused = [(node, reason) for nodes in proposed for node, reason in _boundary_violations(nodes)]
+        refused = [
+            (node, reason)
+            for nodes in proposed
+            for node, reason in (_boundary_violations(nodes) or _shared_memory_violations(nodes, aliases))
+        ]
         if not refused:
             break
         for node, reason in refused:
@@ -230,6 +251,81 @@ def _passes_non_tensor(node: Node, members: set[int]) -> str | None:
         if not value.is_tensor and any(id(usage.node) not in members for usage in value.uses):
             return f"produces {value.type} %{value.name} consumed outside the engine (engines return only tensors)"
     return None
+
+
+def _shared_memory_violations(nodes: list[Node], aliases: AliasClasses) -> list[tuple[Node, str]]:
+    """Segment nodes whose output would carry written memory across the boundary: the output
+    leaves the segment, the node makes it share memory with one of its inputs, that memory
+    reaches a value defined outside the segment or another output, and the model writes it in
+    place (see the module docstring)."""
+    _, outputs = boundary(nodes)
+    written = [output for output in outputs if aliases.is_written(output)]
+    if not written:
+        return []
+    members = {id(node) for node in nodes}
+    # id(value) -> the values whose memory it may be, for values made by a memory-sharing node
+    # (views, containers); any other value is its own, fresh memory.
+    memory: dict[int, dict[int, Value]] = {}
+
+    def roots(value: Value) -> dict[int, Value]:
+        return memory.get(id(value)) or {id(value): value}
+
+    for node in nodes:
+        for output, shared in _shares_memory_with(node):
+            memory[id(output)] = {key: root for value in shared for key, root in roots(value).items()}
+    holders: dict[int, list[Value]] = {}
+    for output in outputs:
+        for key in roots(output):
+            holders.setdefault(key, []).append(output)
+
+    refused: list[tuple[Node, str]] = []
+    for output in written:
+        if id(output) not in memory or any(node is output.producer for node, _ in refused):
+            continue
+        partner = None
+        for key, root in memory[id(output)].items():
+            if root.producer is None or id(root.producer) not in members:
+                kind = "constant" if is_constant(root) else "engine input"
+                partner = f"{kind} %{root.name}"
+                break
+            others = [holder for holder in holders[key] if holder is not output]
+            if others:
+                partner = f"engine output %{others[0].name}"
+                break
+        if partner is not None:
+            refused.append((output.producer, (
+                f"its output %{output.name} would share memory with {partner} across the engine "
+                "boundary, and the model writes that memory in place: it runs in the glue so the "
+                "write reaches every alias as in eager (an engine may return a copy)"
+            )))
+    return refused
+
+
+def _shares_memory_with(node: Node) -> list[tuple[Value, list[Value]]]:
+    """Each output of ``node`` that may share memory with some of its inputs, with those inputs:
+    from the schema's alias annotations; containers and ops without a schema may share any."""
+    inputs = [value for value in node.inputs if may_alias(value.type)]
+    schema = None if node.op in STRUCTURAL_OPS else schema_of(node)
+    if schema is None:
+        return [(output, inputs) for output in node.outputs if may_alias(output.type) and inputs]
+    shared: list[tuple[Value, list[Value]]] = []
+    for output, returned in zip(node.outputs, schema.returns):
+        if returned.alias_info is None or not may_alias(output.type):
+            continue
+        sets = returned.alias_info.before_set | returned.alias_info.after_set
+        sources = [
+            value
+            for value, argument in zip(node.inputs, schema.arguments)
+            if argument.alias_info is not None and may_alias(value.type)
+            and _overlap(sets, argument.alias_info.before_set | argument.alias_info.after_set)
+        ]
+        if sources:
+            shared.append((output, sources))
+    return shared
+
+
+def _overlap(first: set[str], second: set[str]) -> bool:
+    return "*" in first or "*" in second or bool(first & second)
 
 
 def _send_to_glue(nodes: list[Node], reasons: dict[int, str | None], reason: str) -> None:

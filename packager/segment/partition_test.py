@@ -1,7 +1,7 @@
 import pytest
 
 from packager.errors import UsageError
-from packager.ir import BOOL, INT, ListType, verify
+from packager.ir import BOOL, INT, ListType, TensorType, verify
 from packager.segment import partition
 from packager.segment._testing import (
     TENSOR,
@@ -184,6 +184,90 @@ def test_no_segment_spans_an_in_place_op():
     result = partition(graph, test_capability)
     check_partition(graph, result)
     assert [segment.nodes for segment in result.segments] == [[before.producer], [after.producer]]
+
+
+FLAT = TensorType("float32", (6,))
+
+
+def _everything(node):
+    return None
+
+
+def _view_flat(builder, value):
+    return builder.op("aten::view", value, builder.constant([-1], ListType(INT)), type_=FLAT)
+
+
+def test_a_view_written_in_the_glue_is_taken_in_the_glue():
+    # h and its view v would both leave the engine; the glue writes v, the next engine reads h.
+    # An engine returning a copy for v (fp16, TensorRT) would lose the write: the view runs in the glue.
+    builder = GraphBuilder()
+    h = builder.op("aten::relu", builder.input(name="x"))
+    v = _view_flat(builder, h)
+    builder.node("aten::relu_", (v,))
+    graph = builder.outputs(builder.op("aten::sigmoid", h))
+    result = partition(graph, test_capability)
+    check_partition(graph, result)
+    assert [_ops(segment) for segment in result.segments] == [["aten::relu"], ["aten::sigmoid"]]
+    assert result.fallback_reasons[v.producer] == (
+        f"its output %{v.name} would share memory with engine output %{h.name} across the engine boundary, "
+        "and the model writes that memory in place: it runs in the glue so the write reaches every alias "
+        "as in eager (an engine may return a copy)"
+    )
+
+
+def test_a_view_of_an_engine_input_written_in_the_glue_is_taken_in_the_glue():
+    builder = GraphBuilder()
+    x = builder.input(name="x")
+    v = _view_flat(builder, x)
+    doubled = builder.op("aten::mul", v, v, overload="Tensor", type_=FLAT)
+    builder.node("aten::relu_", (v,))
+    graph = builder.outputs(builder.op("aten::sigmoid", x), doubled)
+    result = partition(graph, test_capability)
+    check_partition(graph, result)
+    assert [_ops(segment) for segment in result.segments] == [["aten::mul"], ["aten::sigmoid"]]
+    assert f"share memory with engine input %{x.name}" in result.fallback_reasons[v.producer]
+
+
+def test_shared_memory_that_nothing_writes_stays_in_the_engine():
+    builder = GraphBuilder()
+    h = builder.op("aten::relu", builder.input())
+    v = _view_flat(builder, h)
+    graph = builder.outputs(h, v)
+    result = partition(graph, test_capability)
+    check_partition(graph, result)
+    assert [_ops(segment) for segment in result.segments] == [["aten::relu", "aten::view"]]
+    assert result.segments[0].outputs == [h, v]
+
+
+def test_chunks_written_in_the_glue_are_unpacked_in_the_glue():
+    builder = GraphBuilder()
+    h = builder.op("aten::relu", builder.input())
+    two, zero = builder.constant(2, INT), builder.constant(0, INT)
+    chunks = builder.op("aten::chunk", h, two, zero, type_=ListType(TENSOR))
+    first, second = builder.node("prim::ListUnpack", (chunks,), (TENSOR, TENSOR)).outputs
+    builder.node("aten::relu_", (first,))
+    graph = builder.outputs(builder.op("aten::sigmoid", h), builder.op("aten::neg", second))
+    result = partition(graph, _everything)
+    check_partition(graph, result)
+    assert [_ops(segment) for segment in result.segments] == [["aten::relu"], ["aten::sigmoid", "aten::neg"]]
+    reasons = {node.op: reason for node, reason in result.fallback_reasons.items()}
+    assert reasons["prim::ListUnpack"].startswith(f"its output %{first.name} would share memory with engine output")
+    assert reasons["aten::chunk"].endswith(f"%{chunks.name} consumed outside the engine (engines return only tensors)")
+
+
+def test_a_list_holding_an_input_and_a_fresh_result_shares_nothing():
+    # cat copies: the list that holds x and h is no reason to refuse anything.
+    builder = GraphBuilder()
+    x = builder.input()
+    h = builder.op("aten::relu", x)
+    joined = builder.op("aten::cat", builder.op("prim::ListConstruct", x, h, type_=ListType(TENSOR)),
+                        builder.constant(0, INT))
+    builder.node("aten::relu_", (h,))
+    graph = builder.outputs(joined, h)
+    result = partition(graph, _everything)
+    check_partition(graph, result)
+    assert [_ops(segment) for segment in result.segments] == [["aten::relu", "prim::ListConstruct", "aten::cat"]]
+    assert list(result.fallback_reasons) == [graph.block.nodes[-1]]
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -6,6 +6,11 @@ looks ``engine`` up in :data:`ENGINES` and calls it.  The packager imports this 
 scripting glue so that TorchScript can resolve the operator; the runtime imports it before
 ``torch.jit.load``.  Importing (or reloading) it any number of times registers the operator
 once.
+
+Outputs are returned as the engine made them, never cloned: they may share memory with an
+input or with each other (AOTInductor returns views and pass-through inputs as eager would).
+That is safe because the partitioner leaves in the glue every view whose memory the model
+writes in place (see ``packager/segment/partition.py``); memory nothing writes may be shared.
 """
 
 from __future__ import annotations
