@@ -11,6 +11,9 @@ batch size, or one with a dynamic batch range with ``--dynamic-batch``), loads i
     eager        the ``nn.Module`` in the benchmark precision
     torchscript  the traced ``.pt`` loaded with ``torch.jit.load``, cast, ``torch.jit.freeze``d
     poros        the artifact loaded with ``poros_runtime.load``
+    poros_graph  (cuda only; ``--no-cuda-graph`` to skip) the artifact loaded with
+                 ``poros_runtime.load(..., cuda_graphs=True)``: input copy, replay of the
+                 captured glue call and output copy per call
     cuda_graph   (cuda only; ``--no-cuda-graph`` to skip) the eager module captured once in a
                  CUDA graph and replayed (its inputs sit in the graph's static buffers)
 
@@ -50,7 +53,7 @@ SCHEMA_VERSION = 1
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-VARIANTS = ("eager", "torchscript", "poros", "cuda_graph")
+VARIANTS = ("eager", "torchscript", "poros", "poros_graph", "cuda_graph")
 
 
 def _import_project() -> None:
@@ -358,7 +361,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fresh-inductor-cache", action="store_true",
                         help="compile with an empty Inductor/Triton cache (in the temporary folder, removed at "
                              "exit), so the build time is a cold build's; default: torch's usual cache")
-    parser.add_argument("--no-cuda-graph", action="store_true", help="on cuda, do not time eager + CUDA graph")
+    parser.add_argument("--no-cuda-graph", action="store_true",
+                        help="on cuda, time neither eager + CUDA graph nor the artifact with cuda_graphs=True")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the .pt and .poros files here (default: a temporary folder, removed at exit)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure as JSON to this path")
@@ -451,11 +455,14 @@ def measure(args, case: ModelCase, model_path: Path, artifacts: list[dict[str, A
     def cast(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         return [t.to(dtype) if t.is_floating_point() else t for t in tensors]
 
+    graphs = cuda and not args.no_cuda_graph
     results = []
     for artifact in artifacts:
         poros = poros_runtime.load(artifact["path"], device=device)
         artifact["plan"] = [{"segment": step["segment"], "backend": step["backend"], "reason": step["reason"]}
                             for step in poros.plan]
+        # A second load of the same artifact, replaying CUDA graphs (one per batch size).
+        poros_graph = poros_runtime.load(artifact["path"], device=device, cuda_graphs=True) if graphs else None
         for batch in artifact["batches"]:
             inputs = case.make_inputs(batch, device)   # the model's dtypes: what the artifact takes
             low = cast(inputs)                         # the same values in the benchmark dtype
@@ -464,8 +471,10 @@ def measure(args, case: ModelCase, model_path: Path, artifacts: list[dict[str, A
                 "torchscript": lambda: frozen(*low),
                 "poros": lambda: poros(*inputs),
             }
+            if poros_graph is not None:
+                runners["poros_graph"] = lambda: poros_graph(*inputs)
             with torch.no_grad():
-                if cuda and not args.no_cuda_graph:
+                if graphs:
                     runners["cuda_graph"] = _cuda_graph_runner(eager, low)
                 outputs = {}
                 for name, run in runners.items():
@@ -495,11 +504,19 @@ def measure(args, case: ModelCase, model_path: Path, artifacts: list[dict[str, A
                     "poros/torchscript": poros_median / latency["torchscript"]["median_ms"],
                     **({"poros/cuda_graph": poros_median / latency["cuda_graph"]["median_ms"]}
                        if "cuda_graph" in latency else {}),
+                    **({"poros_graph/eager": latency["poros_graph"]["median_ms"] / latency["eager"]["median_ms"],
+                        "poros_graph/poros": latency["poros_graph"]["median_ms"] / poros_median,
+                        "poros_graph/cuda_graph": latency["poros_graph"]["median_ms"] / latency["cuda_graph"]["median_ms"]}
+                       if "poros_graph" in latency else {}),
                 },
                 "max_abs_error": errors,
                 "max_abs_output": _max_abs(outputs["eager"]),
                 "throughput_per_s": {name: batch * 1e3 / stats["median_ms"] for name, stats in latency.items()},
             })
+        if poros_graph is not None:
+            # What the runtime did: shapes captured, replays, and why not, if a capture failed
+            # (then poros_graph timed plain calls).
+            artifact["cuda_graphs"] = poros_graph.cuda_graphs
     return results
 
 
@@ -524,16 +541,27 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"artifact  #{index} --input {' '.join(artifact['input_specs'])}: built in {artifact['build_seconds']:.1f}s, "
               f"{_size(artifact['bytes'])}, {artifact['segments']} engine segment(s), {artifact['glue_nodes']} glue node(s)"
               f"{'; runs ' + backends if backends else ''}")
+        graphs = artifact.get("cuda_graphs")
+        if graphs:
+            disabled = graphs["disabled"]
+            print(f"          cuda_graphs=True: {graphs['captures']} capture(s), {graphs['replays']} replays, "
+                  f"{graphs['eager_calls']} calls without a graph"
+                  f"{'; capture failed, so poros_graph timed plain calls: ' + disabled['reason'] if disabled else ''}")
     names = [name for name in VARIANTS if any(name in r["latency"] for r in report["results"])]
-    headers = ["batch"] + [f"{name} med / p90" for name in names] + ["poros/eager", "poros/ts", "max|poros-eager|"]
+    graph_ratio = any("poros_graph/eager" in r["ratio"] for r in report["results"])
+    headers = (["batch"] + [f"{name} med / p90" for name in names] + ["poros/eager", "poros/ts"]
+               + (["graph/eager"] if graph_ratio else []) + ["max|poros-eager|"])
     rows = []
     for result in report["results"]:
         row = [str(result["batch"])]
         for name in names:
             stats = result["latency"].get(name)
             row.append(f"{stats['median_ms']:.3f} / {stats['p90_ms']:.3f}" if stats else "-")
-        row += [f"{result['ratio']['poros/eager']:.2f}x", f"{result['ratio']['poros/torchscript']:.2f}x",
-                f"{result['max_abs_error']['poros_vs_eager']:.2e}"]
+        row += [f"{result['ratio']['poros/eager']:.2f}x", f"{result['ratio']['poros/torchscript']:.2f}x"]
+        if graph_ratio:
+            ratio = result["ratio"].get("poros_graph/eager")
+            row.append("-" if ratio is None else f"{ratio:.2f}x")
+        row.append(f"{result['max_abs_error']['poros_vs_eager']:.2e}")
         rows.append(row)
     widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
     print()

@@ -3,6 +3,7 @@
     import poros_runtime
     model = poros_runtime.load("model.poros")          # or load(path, device="cuda:1")
     output = model(x)                                   # checked against the signature
+    fast = poros_runtime.load("model.poros", cuda_graphs=True)   # CUDA: replays CUDA graphs
 
 ``import poros_runtime`` stays light: torch is imported on first use of :func:`load`,
 :class:`PorosModule` or the registries.  Errors are :mod:`poros_runtime.errors` (the shared

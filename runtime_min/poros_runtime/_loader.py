@@ -15,6 +15,7 @@ import torch
 from poros_artifact import read_artifact
 
 from . import ops
+from ._cuda_graphs import DEFAULT_MAX_GRAPHS, GraphRunner, check_device, check_options
 from ._manifest import field
 from ._module import PorosModule
 from ._engine_registry import Engine
@@ -33,6 +34,9 @@ def load(
     device: str | torch.device | None = None,
     *,
     strict: bool = False,
+    cuda_graphs: bool = False,
+    graph_outputs: str = "copy",
+    max_graphs: int = DEFAULT_MAX_GRAPHS,
     executors: ExecutorRegistry | None = None,
 ) -> PorosModule:
     """Load a ``.poros`` artifact and return a callable :class:`PorosModule`.
@@ -45,10 +49,40 @@ def load(
     the preferred variant and why) instead of falling back.  ``module.plan`` records the choices.
     ``executors``: the backend executors to use (default: :data:`DEFAULT_EXECUTORS`).
 
+    ``cuda_graphs``: True replays each call from a CUDA graph (CUDA devices only): the first call
+    with given input shapes runs the glue 3 times on a side stream (warm-up), then records one
+    whole call (glue and engines) into a ``torch.cuda.CUDAGraph`` on static input buffers; every
+    call with those shapes then copies its inputs into the buffers and replays the graph, one
+    launch instead of one per kernel.  Graphs are keyed by the input shapes only (dtypes and
+    device are fixed by the signature; inputs of any strides are copied into contiguous
+    buffers).  Inputs are still checked against the signature first, on every call.
+    ``graph_outputs``: ``"copy"`` (default) returns fresh tensors (a device copy of the graph's
+    outputs, made on the caller's stream), so outputs kept across calls stay valid.
+    ``"reuse"`` returns the graph's own output buffers and saves those copies: they are
+    overwritten by the module's next call (any shapes; they may even alias its input buffers),
+    so clone what you keep, and use it with one caller at a time.
+    ``max_graphs``: graphs kept per module (default 16), least recently used evicted beyond it
+    and captured again when their shapes return; the first eviction logs a WARNING.  A module's
+    graphs share one memory pool (their replays never overlap), so working memory is not paid
+    per graph; static inputs and outputs are.
+    What cannot be captured: a glue call that waits for the GPU (data-dependent control flow,
+    ``if tensor``, ``.item()``) or does anything else a CUDA graph cannot record.  The capture
+    is then ended cleanly and the call runs without a graph; one WARNING on
+    ``"poros_runtime"`` says why, ``module.cuda_graphs["disabled"]`` records it, and the module
+    captures no more graphs (those captured before keep replaying).  Calls are thread-safe: a
+    lock per module serializes capture, input copies and replay, and a call on a different
+    stream than the previous replay waits for it.  A capture holds that lock for a few calls'
+    time.  Differences from plain calls: outputs never alias the caller's inputs, and in-place
+    writes the model makes to its inputs go to the graph's buffers, not the caller's tensors.
+    With ``cuda_graphs=False`` the other two are checked but unused.  ``cuda_graphs=True`` on a
+    non-CUDA device raises ``UsageError``, as do invalid values of the three options.
+
     Raises ``ArtifactError`` (unreadable or malformed), ``IntegrityError`` (a member's sha256
     does not match), ``FormatVersionError``, ``DeviceUnavailableError`` (the artifact needs a
-    device this host lacks), ``RuntimeCompatError`` (torch version, device, backend mismatch).
+    device this host lacks), ``RuntimeCompatError`` (torch version, device, backend mismatch),
+    ``UsageError`` (the CUDA graph options; checked before the file is read, except the device).
     """
+    check_options(cuda_graphs, graph_outputs, max_graphs)
     # Opening checks the header, the manifest's checksum and the format version
     # (FormatVersionError); verify() then checks every member before anything is deserialized.
     artifact = read_artifact(path)
@@ -57,6 +91,8 @@ def load(
     where = f"artifact {artifact.path!r}"
 
     target = resolve_device(field(manifest, "device", str, where), device, where=where)
+    if cuda_graphs:
+        check_device(target, where)
     if executors is None:
         executors = DEFAULT_EXECUTORS
     segments = check_variants(manifest, target, executors, strict=strict, where=where)
@@ -82,6 +118,10 @@ def load(
     glue = _load_glue(artifact.read_member(glue_member), target, f"{where}, glue {glue_member!r}")
 
     instance = f"poros-{uuid.uuid4().hex}"
+    graphs = None
+    if cuda_graphs:
+        graphs = GraphRunner(glue, target, graph_outputs=graph_outputs, max_graphs=max_graphs,
+                             label=where)
     module = PorosModule(
         path=path,
         manifest=manifest,
@@ -90,6 +130,7 @@ def load(
         inputs=inputs,
         plan=[step.as_dict() for step in plan],
         instance=instance,
+        graphs=graphs,
     )
     ops.ENGINES.register_instance(instance, engines, owner=module)
     # The attribute is a TorchScript attribute of the glue, read by its forward(); setting it
