@@ -124,6 +124,23 @@ def _validate(model: Path, output: Path, options: BuildOptions) -> None:
         raise UsageError(f"--device cuda needs a CUDA GPU on the build machine ({needing} compiles for the GPU it sees); build on a GPU host or use --device cpu")
     if options.device == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
         raise UsageError("--device xpu needs an Intel XPU on the build machine; build on an XPU host or use --device cpu")
+    _check_targets_installed(targets)
+
+
+def _check_targets_installed(targets: Sequence[str]) -> None:
+    """A target whose library is missing is an error before anything is imported: without it
+    every node would be refused and the artifact would hold no engine of that target."""
+    from packager.backends import get_backend
+
+    for target in targets:
+        if target == TORCHSCRIPT_TARGET:
+            continue
+        check = getattr(get_backend(target), "check_installed", None)
+        if check is not None:
+            try:
+                check()
+            except BackendError as error:
+                raise BackendError(f"--target {target}: {error}") from error
 
 
 def _targets_needing_the_device(targets: Sequence[str]) -> list[str]:

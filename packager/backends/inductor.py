@@ -68,10 +68,9 @@ class InductorBackend(CompilingBackend):
         _check_still_dynamic(torch, segment, exported, dynamic_shapes)
         exported_seconds = time.perf_counter() - started
         package_path = workdir / f"{_file_stem(segment.name)}.pt2"
+        output_folder = (workdir / f"{_file_stem(segment.name)}.aoti").resolve()
         try:
-            torch._inductor.aoti_compile_and_package(
-                exported, package_path=str(package_path), inductor_configs=_inductor_configs(torch_device.type)
-            )
+            _compile_and_package(torch, exported, package_path, output_folder, _inductor_configs(torch_device.type))
         except Exception as error:
             raise _compile_error(segment, "AOTInductor", error, fx_segment.ir_node_of) from error
         payload = package_path.read_bytes()
@@ -91,6 +90,41 @@ class InductorBackend(CompilingBackend):
                 "outputs": tensor_signature(segment.outputs, ranges),
             },
         )
+
+
+def _compile_and_package(torch, exported, package_path: Path, output_folder: Path, configs: dict[str, Any]) -> None:
+    """``torch._inductor.aoti_compile_and_package``, with the generated files in a folder of
+    this build's own.
+
+    ``aoti_compile_and_package`` writes the wrapper, its metadata JSON and the libraries into a
+    folder of the shared Inductor cache named by the graph's hash, and then zips that folder.
+    Two builds of the same graph at the same time (parallel CI jobs, test workers) rewrite
+    each other's files while zipping: packages with an empty metadata JSON ("json parse error:
+    empty input" at load) or a truncated library (a crash at load) came out of a 12-worker test
+    run on the GPU machine. It refuses ``aot_inductor.output_path``, so this does its two steps
+    (``aot_compile`` with a private ``output_path``, then ``package_aoti``) itself; compiled
+    kernels stay in the shared cache. Torch versions without those steps use the public call.
+    """
+    import inspect
+
+    import torch._inductor
+
+    try:
+        from torch._inductor.package import package_aoti
+    except ImportError:
+        package_aoti = None
+    compile_aot = getattr(torch._inductor, "aot_compile", None)
+    if package_aoti is None or compile_aot is None or exported.example_inputs is None:
+        torch._inductor.aoti_compile_and_package(exported, package_path=str(package_path), inductor_configs=configs)
+        return
+    module_parameters = inspect.signature(exported.module).parameters
+    module = exported.module(check_guards=False) if "check_guards" in module_parameters else exported.module()
+    args, kwargs = exported.example_inputs
+    options = {**configs, "aot_inductor.package": True, "aot_inductor.output_path": str(output_folder)}
+    files = compile_aot(module, args, kwargs, options=options)
+    if not isinstance(files, list):
+        raise BackendError(f"AOTInductor returned {type(files).__name__} instead of its list of files")
+    package_aoti(str(package_path), files)
 
 
 def _inductor_configs(device: str) -> dict[str, Any]:

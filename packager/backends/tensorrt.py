@@ -95,6 +95,10 @@ class TensorRTBackend(CompilingBackend):
     def __repr__(self) -> str:
         return f"TensorRTBackend({self.flavour!r})"
 
+    def check_installed(self) -> None:
+        """BackendError (saying what to install) when this flavour's library is missing."""
+        import_library(self.flavour)
+
     # ------------------------------------------------------------- capability
     def capability(self, node: Node) -> str | None:
         emitter = self._load_emitter()
