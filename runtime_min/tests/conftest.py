@@ -39,13 +39,19 @@ def mlp() -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def aoti_package(mlp: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The MLP compiled once by AOTInductor for CPU, batch dynamic in [1, 8] (~25 s)."""
+    import torch._inductor.config
     from torch._inductor import aoti_compile_and_package
+
+    # The packager's link fix: without it a package built where g++ links libstdc++
+    # statically (the GPU machine) crashes when loaded (docs/aoti-cuda-load-crash.md).
+    from packager.backends._aoti_link import link_fix_configs
 
     batch = torch.export.Dim("s0", min=BATCH["min"], max=BATCH["max"])
     example = torch.randn(BATCH["opt"], FEATURES_IN)
     exported = torch.export.export(mlp, (example,), dynamic_shapes={"x": {0: batch}})
     package = tmp_path_factory.mktemp("aoti") / "mlp.pt2"
-    aoti_compile_and_package(exported, package_path=str(package))
+    aoti_compile_and_package(exported, package_path=str(package),
+                             inductor_configs=link_fix_configs(torch._inductor.config.cpp.cxx))
     return package.read_bytes()
 
 
