@@ -79,6 +79,7 @@ def _reset_rng_capture_state() -> None:
     except Exception:  # noqa: BLE001 - best effort; the failed capture is reported already
         pass
 
+
 class CaptureFailed(Exception):
     """The glue call could not be recorded; ``str()`` is the reason, for the log and status."""
 
