@@ -133,18 +133,14 @@ class Node:
 
     # ---------------------------------------------------------------- outputs
     def add_output(self, type_: IRType, name: str | None = None) -> Value:
-        value = Value(name or self.owner.graph.fresh_name(), type_)
+        value = _append_value(self.outputs, type_, name, self.owner.graph)
         value.producer = self
-        value.index = len(self.outputs)
-        self.outputs.append(value)
         return value
 
     def remove_output(self, index: int) -> None:
         if self.outputs[index].uses:
             raise InternalError(f"{self}: cannot remove output {index}, it still has uses")
-        del self.outputs[index]
-        for position, value in enumerate(self.outputs):
-            value.index = position
+        _remove_value(self.outputs, index)
 
     @property
     def output(self) -> Value:
@@ -205,18 +201,14 @@ class Block:
 
     # ------------------------------------------------------------ parameters
     def add_param(self, type_: IRType, name: str | None = None) -> Value:
-        value = Value(name or self.graph.fresh_name(), type_)
+        value = _append_value(self.params, type_, name, self.graph)
         value.param_of = self
-        value.index = len(self.params)
-        self.params.append(value)
         return value
 
     def remove_param(self, index: int) -> None:
         if self.params[index].uses:
             raise InternalError(f"block parameter %{self.params[index].name} still has uses")
-        del self.params[index]
-        for position, value in enumerate(self.params):
-            value.index = position
+        _remove_value(self.params, index)
 
     # --------------------------------------------------------------- returns
     @property
@@ -309,6 +301,22 @@ class Block:
 
     def __repr__(self) -> str:
         return f"<Block with {len(self.nodes)} nodes>"
+
+
+# Node outputs and block params are both position-indexed value lists: ``value.index`` is the
+# value's position in its list. These two helpers keep that true; the caller sets the owner link
+# (``producer`` / ``param_of``) and checks that a value is unused before removing it.
+def _append_value(values: list[Value], type_: IRType, name: str | None, graph: "Graph") -> Value:
+    value = Value(name or graph.fresh_name(), type_)
+    value.index = len(values)
+    values.append(value)
+    return value
+
+
+def _remove_value(values: list[Value], index: int) -> None:
+    del values[index]
+    for position, value in enumerate(values):
+        value.index = position
 
 
 def _outermost_in(node: Node, block: Block) -> Node | None:

@@ -139,3 +139,34 @@ def test_unqualified_op_names_are_rejected():
     graph = Graph()
     with pytest.raises(InternalError, match="schema-qualified"):
         graph.block.append_node("relu")
+
+
+def test_removing_node_outputs_renumbers_the_rest():
+    graph = Graph()
+    node = graph.block.append_node("prim::Tuple", (), (INT, INT, INT))
+    first, middle, last = node.outputs
+    assert [v.index for v in node.outputs] == [0, 1, 2]
+    assert all(v.producer is node and v.param_of is None for v in node.outputs)
+    node.remove_output(1)
+    assert node.outputs == [first, last]
+    assert [v.index for v in node.outputs] == [0, 1]
+    graph.block.append_node("aten::neg", (last,), (INT,))
+    with pytest.raises(InternalError, match="cannot remove output 1, it still has uses"):
+        node.remove_output(1)
+    added = node.add_output(INT, "named")
+    assert (added.name, added.index, added.producer) == ("named", 2, node)
+
+
+def test_removing_block_params_renumbers_the_rest():
+    graph = Graph()
+    a, b, c = (graph.add_input(INT, name) for name in "abc")
+    assert [v.index for v in graph.inputs] == [0, 1, 2]
+    assert all(v.param_of is graph.block and v.producer is None for v in graph.inputs)
+    graph.block.remove_param(0)
+    assert graph.inputs == (b, c)
+    assert [v.index for v in graph.inputs] == [0, 1]
+    graph.block.append_node("aten::neg", (c,), (INT,))
+    with pytest.raises(InternalError, match="block parameter %c still has uses"):
+        graph.block.remove_param(1)
+    fresh = graph.block.add_param(INT)
+    assert fresh.index == 2 and fresh.name.isdigit()
