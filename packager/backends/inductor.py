@@ -100,8 +100,8 @@ def _compile_and_package(torch, exported, package_path: Path, output_folder: Pat
     folder of the shared Inductor cache named by the graph's hash, and then zips that folder.
     Two builds of the same graph at the same time (parallel CI jobs, test workers) rewrite
     each other's files while zipping: packages with an empty metadata JSON ("json parse error:
-    empty input" at load) or a truncated library (a crash at load) came out of a 12-worker test
-    run on the GPU machine. It refuses ``aot_inductor.output_path``, so this does its two steps
+    empty input" at load) came out of a 14-worker test run on the GPU machine (a half-written
+    library would be no better). It refuses ``aot_inductor.output_path``, so this does its two steps
     (``aot_compile`` with a private ``output_path``, then ``package_aoti``) itself; compiled
     kernels stay in the shared cache. Torch versions without those steps use the public call.
     """
