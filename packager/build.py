@@ -33,7 +33,7 @@ from packager.ir import Graph, ListType, TensorType, TupleType, Value, verify
 from packager.ir.types import SymDim
 from packager.spec import InputSpec
 
-__all__ = ["BuildOptions", "BuildReport", "build", "known_targets", "DEVICES", "PRECISIONS", "random_inputs"]
+__all__ = ["BuildOptions", "BuildReport", "build", "known_targets", "DEVICES", "PRECISIONS", "random_inputs", "flatten_tensors"]
 
 # The target that packages the whole model as glue; it excludes every engine target.
 TORCHSCRIPT_TARGET = "torchscript"
@@ -254,11 +254,12 @@ def random_inputs(specs: Sequence[InputSpec], *, device: str = "cpu", seed: int 
     return tensors
 
 
-def _flatten(output: Any) -> list[torch.Tensor]:
+def flatten_tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors of a model output (a tensor, or nested tuples and lists of them), in order."""
     if isinstance(output, torch.Tensor):
         return [output]
     if isinstance(output, (tuple, list)):
-        return [t for item in output for t in _flatten(item)]
+        return [t for item in output for t in flatten_tensors(item)]
     return []
 
 
@@ -339,8 +340,8 @@ def _self_check(artifact_path: Path, model: Path, options: BuildOptions,
     for size in sizes:
         inputs = random_inputs(options.inputs, device=options.device, sizes=size)
         with torch.no_grad():
-            expected = _flatten(reference(*inputs))
-            actual = _flatten(loaded(*inputs))
+            expected = flatten_tensors(reference(*inputs))
+            actual = flatten_tensors(loaded(*inputs))
         if len(actual) != len(expected):
             raise BackendError(f"self-check: the artifact returned {len(actual)} tensors, the model {len(expected)}")
         error = max((_relative_error(a, e) for a, e in zip(actual, expected)), default=0.0)

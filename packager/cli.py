@@ -279,7 +279,7 @@ def _requirement_text(value: Any) -> str:
 def verify(artifact: Path, device: str | None, strict: bool, seed: int) -> None:
     """Load ARTIFACT on this host, say which variant each segment uses and why, and run it on
     random inputs matching its signature (at the min, opt and max sizes of dynamic dims)."""
-    from packager.build import random_inputs
+    from packager.build import flatten_tensors, random_inputs
 
     try:
         import poros_runtime
@@ -294,8 +294,8 @@ def verify(artifact: Path, device: str | None, strict: bool, seed: int) -> None:
         for size in sizes:
             inputs = random_inputs(specs, device=str(module.device), seed=seed, sizes=size)
             outputs = module(*inputs)
-            shapes = [list(tensor.shape) for tensor in _tensors(outputs)]
-            finite = all(torch.isfinite(t).all().item() for t in _tensors(outputs) if t.is_floating_point())
+            shapes = [list(tensor.shape) for tensor in flatten_tensors(outputs)]
+            finite = all(torch.isfinite(t).all().item() for t in flatten_tensors(outputs) if t.is_floating_point())
             click.echo(f"  run at {size:<3} inputs {[list(t.shape) for t in inputs]} -> outputs {shapes}"
                        + ("" if finite else "  (non-finite values)"))
     except PorosError as error:
@@ -315,12 +315,6 @@ def _input_specs(signature: dict[str, Any]) -> list[Any]:
                 dims.append(str(dim))
         specs.append(parse_input_spec("x".join(dims) + f":{entry['dtype']}"))
     return specs
-
-
-def _tensors(output: Any) -> list[Any]:
-    if isinstance(output, (tuple, list)):
-        return [tensor for item in output for tensor in _tensors(item)]
-    return [output]
 
 
 if __name__ == "__main__":  # pragma: no cover
